@@ -1,0 +1,212 @@
+"""Where Parquet lands: a root URI (a local path or any fsspec URL) and an atomic Parquet writer.
+
+Every writer in Parquetry goes through :meth:`Storage.write_parquet`, so every file is written under a
+temporary name, verified (its footer is read back and its row count checked), and only then published
+under its final name. A reader never sees a half-written file, and a crash leaves only ``.tmp-`` files,
+which :meth:`Storage.remove_temporaries` clears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+TEMP_PREFIX = ".tmp-"
+
+
+class StorageError(RuntimeError):
+    """A file could not be written, verified or published."""
+
+
+@dataclass(frozen=True)
+class ParquetOptions:
+    """How Parquet files are encoded. zstd level 3 by default: small files, fast to read and write."""
+
+    compression: str = "zstd"
+    compression_level: int | None = 3
+    row_group_rows: int = 1_000_000
+    target_file_rows: int = 8_000_000
+    write_statistics: bool = True
+    data_page_size: int = 1 << 20
+    use_dictionary: bool = True
+
+    def writer_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "compression": self.compression,
+            "write_statistics": self.write_statistics,
+            "data_page_size": self.data_page_size,
+            "use_dictionary": self.use_dictionary,
+        }
+        if self.compression_level is not None and self.compression.lower() not in ("none", "snappy"):
+            kwargs["compression_level"] = self.compression_level
+        return kwargs
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One published Parquet file, as the catalog records it."""
+
+    path: str  # full path inside the storage's filesystem
+    bytes: int
+    rows: int
+    row_groups: int
+    etag: str  # sha256 of the file's bytes
+
+
+@dataclass
+class Storage:
+    """A root location for Parquet output.
+
+    ``root`` is a local directory or an fsspec URL (``s3://bucket/prefix``, ``memory://x``...).
+    ``storage_options`` go to fsspec (endpoint, credentials: pass them from the environment).
+    """
+
+    root: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fs, self.base = resolve_filesystem(self.root, self.storage_options)
+        self.base = self.base.rstrip("/")
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        """The full filesystem path of ``parts`` below the root."""
+        return posixpath.join(self.base, *[p.strip("/") for p in parts if p])
+
+    def uri(self, path: str) -> str:
+        """A URI for a full path, for messages and for tools such as DuckDB."""
+        if self.is_local:
+            return path
+        scheme = self.root.split("://", 1)[0]
+        return f"{scheme}://{path}"
+
+    def makedirs(self, path: str) -> None:
+        self.fs.create_dir(path, recursive=True)
+
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def delete(self, path: str) -> None:
+        info = self.fs.get_file_info(path)
+        if info.type == pafs.FileType.File:
+            self.fs.delete_file(path)
+        elif info.type == pafs.FileType.Directory:
+            self.fs.delete_dir(path)
+
+    def list_files(self, prefix: str, suffix: str = ".parquet") -> list[str]:
+        """Published files below ``prefix`` (temporaries excluded), sorted."""
+        selector = pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
+        return sorted(
+            info.path
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File
+            and info.path.endswith(suffix)
+            and not posixpath.basename(info.path).startswith(TEMP_PREFIX)
+        )
+
+    def remove_temporaries(self, prefix: str) -> int:
+        """Delete ``.tmp-`` files a crashed writer left below ``prefix``; returns how many."""
+        selector = pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
+        removed = 0
+        for info in self.fs.get_file_info(selector):
+            if info.type == pafs.FileType.File and posixpath.basename(info.path).startswith(TEMP_PREFIX):
+                self.fs.delete_file(info.path)
+                removed += 1
+        return removed
+
+    def write_parquet(
+        self,
+        path: str,
+        batches: pa.Table | Iterable[pa.RecordBatch],
+        schema: pa.Schema | None = None,
+        options: ParquetOptions | None = None,
+    ) -> WrittenFile:
+        """Write ``batches`` to ``path`` atomically: temporary name, verify, publish.
+
+        ``batches`` may be a table or any iterable of record batches (streamed, so memory stays
+        bounded by one batch). An existing file at ``path`` is replaced (re-runs are idempotent).
+        """
+        options = options or ParquetOptions()
+        if isinstance(batches, pa.Table):
+            schema = schema or batches.schema
+            batches = batches.to_batches(max_chunksize=options.row_group_rows)
+        if schema is None:
+            raise StorageError(f"{path}: a schema is needed to write an iterable of batches")
+        directory = posixpath.dirname(path)
+        self.makedirs(directory)
+        tmp = posixpath.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+        rows = 0
+        try:
+            with (
+                self.fs.open_output_stream(tmp) as sink,
+                pq.ParquetWriter(sink, schema, **options.writer_kwargs()) as writer,
+            ):
+                for batch in _rechunk(batches, options.row_group_rows):
+                    writer.write_batch(batch, row_group_size=options.row_group_rows)
+                    rows += batch.num_rows
+            written = self._verify(tmp, rows)
+            self._publish(tmp, path)
+        except BaseException:
+            if self.exists(tmp):
+                self.fs.delete_file(tmp)
+            raise
+        return WrittenFile(path=path, bytes=written.bytes, rows=rows, row_groups=written.row_groups,
+                           etag=written.etag)
+
+    def _verify(self, path: str, expected_rows: int) -> WrittenFile:
+        with self.fs.open_input_file(path) as fh:
+            metadata = pq.ParquetFile(fh).metadata
+            if metadata.num_rows != expected_rows:
+                raise StorageError(f"{path}: wrote {expected_rows} rows but the footer says {metadata.num_rows}")
+        digest, size = self.file_digest(path)
+        return WrittenFile(path=path, bytes=size, rows=metadata.num_rows, row_groups=metadata.num_row_groups,
+                           etag=digest)
+
+    def file_digest(self, path: str) -> tuple[str, int]:
+        """sha256 and size of a file, read in 8 MiB blocks."""
+        sha = hashlib.sha256()
+        size = 0
+        with self.fs.open_input_stream(path) as fh:
+            while block := fh.read(8 << 20):
+                sha.update(block)
+                size += len(block)
+        return sha.hexdigest(), size
+
+    def _publish(self, tmp: str, path: str) -> None:
+        if self.is_local:
+            os.replace(tmp, path)  # atomic on POSIX, replaces an existing file
+        else:
+            self.fs.move(tmp, path)  # object stores: copy then delete; the final PUT is atomic
+
+
+def _rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Yield batches of at most ``rows`` rows, so row groups follow the configured size."""
+    for batch in batches:
+        if batch.num_rows <= rows:
+            yield batch
+        else:
+            for start in range(0, batch.num_rows, rows):
+                yield batch.slice(start, rows)
+
+
+def resolve_filesystem(root: str, storage_options: dict[str, Any] | None = None) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and base path for a local path or an fsspec URL."""
+    if "://" not in root or root.startswith("file://"):
+        local = root.removeprefix("file://")
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(local))
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(root, **(storage_options or {}))
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), base

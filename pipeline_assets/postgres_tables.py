@@ -1,0 +1,5 @@
+"""Placeholder: filled in by the postgres tables work. Exposes `defs`, merged in definitions.py."""
+
+import dagster as dg
+
+defs = dg.Definitions()

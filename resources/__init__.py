@@ -1,0 +1,1 @@
+"""Dagster resources: configuration and clients that assets receive; created lazily, never at import."""

@@ -1,0 +1,1 @@
+"""Sensors: landing folders for STDF files and datasets flagged for compaction."""

@@ -1,5 +1,179 @@
-"""Placeholder: filled in by the postgres tables work. Exposes `defs`, merged in definitions.py."""
+"""PostgreSQL tables -> raw COPY chunks -> Arrow -> Parquet, one asset group per table spec.
+
+The table list comes from the YAML file in ``$PARQUETRY_TABLES`` (default: ``config/tables.yaml``,
+the demo database's customers, orders and order_items). For each spec three assets exist in group
+``postgres``:
+
+* ``postgres/raw_chunks/<name>``: the snapshot-consistent binary COPY stream, staged as chunk files;
+* ``postgres/arrow/<name>``: the chunks decoded to Arrow record batches;
+* ``postgres/parquet/<name>``: the Parquet files under ``<root>/<name>/[date=YYYY-MM-DD/]``.
+
+Chunk files and Arrow batches are transient local state (a staging directory, memory), so the three
+stages of a table run in one step (a ``multi_asset``); the first two assets record what passed
+through them (rows, bytes, timings) as metadata. Specs with a ``time_column`` get daily partitions.
+
+Importing this module reads the small YAML file and nothing else: no connection, no heavy import.
+"""
+
+import os
+from pathlib import Path
 
 import dagster as dg
 
-defs = dg.Definitions()
+from parquetry.extract.spec import TableSpec, load_table_specs
+from pipeline_assets.metadata import standard_metadata
+from pipeline_assets.policies import TRANSIENT_RETRY_POLICY, bad_data_fails_without_retry
+from resources.postgres import PostgresResource
+from resources.storage import StorageResource
+
+GROUP = "postgres"
+DEFAULT_TABLES = Path(__file__).resolve().parent.parent / "config" / "tables.yaml"
+
+
+def tables_file() -> Path:
+    """``$PARQUETRY_TABLES`` or the shipped ``config/tables.yaml``."""
+    return Path(os.environ.get("PARQUETRY_TABLES") or DEFAULT_TABLES)
+
+
+def raw_chunks_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([GROUP, "raw_chunks", name])
+
+
+def arrow_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([GROUP, "arrow", name])
+
+
+def parquet_key(name: str) -> dg.AssetKey:
+    """The key of a table's Parquet dataset (what downstream assets depend on)."""
+    return dg.AssetKey([GROUP, "parquet", name])
+
+
+def partitions_for(spec: TableSpec) -> dg.DailyPartitionsDefinition | None:
+    if spec.start_date is None:
+        return None
+    return dg.DailyPartitionsDefinition(start_date=spec.start_date, timezone="UTC")
+
+
+def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
+    """The three assets of one table spec, materialized together in one step."""
+    partitions_def = partitions_for(spec)
+    source = spec.relation or "query"
+    tags = {"parquetry/source": "postgres"}
+    specs = [
+        dg.AssetSpec(
+            raw_chunks_key(spec.name),
+            description=f"Binary COPY stream of {source}, read over ctid ranges in one snapshot.",
+            group_name=GROUP,
+            kinds={"postgres"},
+            partitions_def=partitions_def,
+            tags=tags,
+        ),
+        dg.AssetSpec(
+            arrow_key(spec.name),
+            description=f"{source} decoded to Arrow record batches.",
+            deps=[raw_chunks_key(spec.name)],
+            group_name=GROUP,
+            kinds={"arrow"},
+            partitions_def=partitions_def,
+            tags=tags,
+        ),
+        dg.AssetSpec(
+            parquet_key(spec.name),
+            description=f"{source} as Parquet files under <root>/{spec.name}/"
+            + ("date=YYYY-MM-DD/" if partitions_def else ""),
+            deps=[arrow_key(spec.name)],
+            group_name=GROUP,
+            kinds={"parquet"},
+            partitions_def=partitions_def,
+            tags=tags,
+        ),
+    ]
+
+    @dg.multi_asset(
+        name=f"extract_{spec.name}",
+        specs=specs,
+        can_subset=False,
+        retry_policy=TRANSIENT_RETRY_POLICY,
+        op_tags={"parquetry/table": spec.name},
+    )
+    def extract(context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource):
+        from parquetry.extract.parquet import extract_table_to_parquet, partition_dir
+
+        partition = context.partition_key if partitions_def is not None else None
+        store = storage.get_storage()
+        with bad_data_fails_without_retry():
+            result = extract_table_to_parquet(
+                postgres.dsn,
+                spec,
+                store,
+                partition=partition,
+                options=postgres.extract_options(),
+                parquet_options=storage.parquet_options(),
+            )
+        t = result.timings
+        context.log.info(
+            f"{spec.name}{'/' + partition if partition else ''}: {result.rows} rows, "
+            f"{result.stream_bytes} stream bytes -> {len(result.files)} file(s), "
+            f"{result.parquet_bytes} bytes "
+            f"in {t.get('wall_s', 0):.2f} s ({result.reader} reader, {result.workers} workers)"
+        )
+        read_stages = {"plan_s": t.get("plan_s", 0.0), "read_s": t.get("read_s", 0.0)}
+        yield dg.MaterializeResult(
+            asset_key=raw_chunks_key(spec.name),
+            metadata=standard_metadata(
+                rows=result.rows,
+                bytes_written=result.stream_bytes,
+                files=result.chunks,
+                engine=result.engine,
+                elapsed_s=t.get("read_s"),
+                stage_seconds=read_stages,
+                extra={
+                    "reader": result.reader,
+                    "workers": result.workers,
+                    "copy_tasks": result.tasks,
+                    "relations": ", ".join(result.relations),
+                    "peak_staged_bytes": result.peak_staged_bytes,
+                },
+            ),
+        )
+        yield dg.MaterializeResult(
+            asset_key=arrow_key(spec.name),
+            metadata=standard_metadata(
+                rows=result.rows,
+                bytes_written=result.stream_bytes,
+                engine=result.engine,
+                elapsed_s=t.get("decode_s"),
+                stage_seconds={"decode_s": t.get("decode_s", 0.0)},
+                schema=result.schema,
+                extra={"batches": result.batches},
+            ),
+        )
+        yield dg.MaterializeResult(
+            asset_key=parquet_key(spec.name),
+            metadata=standard_metadata(
+                rows=result.rows,
+                bytes_written=result.parquet_bytes,
+                files=len(result.files),
+                engine=result.engine,
+                elapsed_s=t.get("wall_s"),
+                stage_seconds={k: v for k, v in t.items() if k != "wall_s"},
+                schema=result.schema,
+                location=store.uri(partition_dir(store, spec.name, partition)),
+                extra={
+                    "stream_bytes": result.stream_bytes,
+                    "reader": result.reader,
+                    "client_cpu_s": round(result.client_cpu_s, 3),
+                    "compression": storage.compression,
+                },
+            ),
+        )
+
+    return extract
+
+
+def build_postgres_defs(specs: list[TableSpec]) -> dg.Definitions:
+    return dg.Definitions(assets=[build_table_assets(spec) for spec in specs])
+
+
+TABLE_SPECS: list[TableSpec] = load_table_specs(tables_file())
+defs = build_postgres_defs(TABLE_SPECS)

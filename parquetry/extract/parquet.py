@@ -1,0 +1,320 @@
+"""Chunks -> Arrow -> Parquet partition files, on the CPU; and the one-call API.
+
+The consumer decodes staged chunks in order with :class:`parquetry.pgcopy.decode.CopyDecoder`,
+regroups the batches into row groups of ``ParquetOptions.row_group_rows`` rows and files of
+``target_file_rows`` rows, and writes them through :meth:`Storage.write_parquet` (temporary name,
+verify, atomic publish). Row groups and files are cut by row count alone, so the bytes written
+depend only on the rows and their order, never on chunk sizes, decoder batch sizes or the number
+of workers: re-runs are byte-identical.
+
+Layout: ``<root>/<dataset>/[date=YYYY-MM-DD/]part-NNNNN.parquet``. A re-run publishes the new
+files and then deletes files of the partition that the run did not write (e.g. a part-00003 left
+by an earlier, larger run), so a partition always holds exactly one run's output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from parquetry.extract.errors import ExtractError
+from parquetry.extract.pipeline import ExtractHooks, ExtractOptions, ReadStats, run_extraction
+from parquetry.extract.plan import ExtractPlan, day_window
+from parquetry.extract.spec import TableSpec
+from parquetry.extract.staging import StagedChunk
+from parquetry.pgcopy.types import PgColumn, arrow_schema
+from parquetry.storage import ParquetOptions, Storage, WrittenFile
+
+PART_RE = re.compile(r"^part-\d{5}\.parquet$")
+ChunkDecoder = Callable[[StagedChunk, list[PgColumn], int], Iterable[pa.RecordBatch]]
+_READ_BLOCK = 8 << 20
+
+
+def decode_chunk_cpu(
+    chunk: StagedChunk, columns: list[PgColumn], batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Decode one chunk file with the numba decoder, reading it in blocks (memory: one block + batches)."""
+    from parquetry.pgcopy.decode import CopyDecoder
+
+    decoder = CopyDecoder(columns, str(chunk.path), batch_rows)
+    with open(chunk.path, "rb") as fh:
+        while block := fh.read(_READ_BLOCK):
+            yield from decoder.feed(block)
+    yield from decoder.finish() or ()
+
+
+@dataclass
+class ConsumeResult:
+    """What a consumer produced: published files, rows, engine name and its stage timings."""
+
+    files: list[WrittenFile]
+    rows: int
+    schema: pa.Schema
+    engine: str
+    timings: dict[str, float] = field(default_factory=dict)
+    batches: int = 0
+
+
+def partition_dir(storage: Storage, dataset: str, partition: str | None) -> str:
+    """``<root>/<dataset>`` or ``<root>/<dataset>/date=<partition>``."""
+    return storage.path(dataset, f"date={partition}") if partition else storage.path(dataset)
+
+
+def part_path(directory: str, index: int) -> str:
+    return posixpath.join(directory, f"part-{index:05d}.parquet")
+
+
+class _Rows:
+    """Pulls record batches and hands them out re-cut to exact row counts."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        self._batches = batches
+        self._pending: pa.RecordBatch | None = None
+
+    def take(self, limit: int) -> pa.RecordBatch | None:
+        parts: list[pa.RecordBatch] = []
+        count = 0
+        while count < limit:
+            batch = self._pending if self._pending is not None else next(self._batches, None)
+            self._pending = None
+            if batch is None:
+                break
+            if batch.num_rows == 0:
+                continue
+            if count + batch.num_rows > limit:
+                keep = limit - count
+                parts.append(batch.slice(0, keep))
+                self._pending = batch.slice(keep)
+                count = limit
+                break
+            parts.append(batch)
+            count += batch.num_rows
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else pa.concat_batches(parts)
+
+
+def write_partition(
+    storage: Storage,
+    directory: str,
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    options: ParquetOptions,
+) -> list[WrittenFile]:
+    """Write ``batches`` as ``part-NNNNN.parquet`` files in ``directory`` and drop older parts.
+
+    An empty input still writes one (empty) file, so a materialized partition always has a schema.
+    """
+    rows = _Rows(batches)
+    group = max(1, min(options.row_group_rows, options.target_file_rows))
+    written: list[WrittenFile] = []
+    while True:
+        first = rows.take(group)
+        if first is None and written:
+            break
+
+        def file_batches(first: pa.RecordBatch | None = first) -> Iterator[pa.RecordBatch]:
+            if first is None:
+                return
+            yield first
+            count = first.num_rows
+            while count < options.target_file_rows:
+                batch = rows.take(min(group, options.target_file_rows - count))
+                if batch is None:
+                    return
+                yield batch
+                count += batch.num_rows
+
+        written.append(
+            storage.write_parquet(part_path(directory, len(written)), file_batches(), schema, options)
+        )
+        if first is None:
+            break
+    keep = {f.path for f in written}
+    for path in storage.list_files(directory):
+        if (
+            posixpath.dirname(path) == directory
+            and PART_RE.match(posixpath.basename(path))
+            and path not in keep
+        ):
+            storage.delete(path)
+    return written
+
+
+class ParquetConsumer:
+    """The CPU consumer: ordered chunks -> ``decode`` -> row groups -> Parquet files in ``directory``."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        directory: str,
+        options: ParquetOptions | None = None,
+        *,
+        decode: ChunkDecoder = decode_chunk_cpu,
+        batch_rows: int = 65_536,
+        engine: str = "cpu",
+    ):
+        self.storage = storage
+        self.directory = directory
+        self.options = options or ParquetOptions()
+        self.decode = decode
+        self.batch_rows = batch_rows
+        self.engine = engine
+
+    def __call__(self, plan: ExtractPlan, chunks: Iterator[StagedChunk]) -> ConsumeResult:
+        schema = arrow_schema(plan.columns)
+        timings = {"wait_s": 0.0, "decode_s": 0.0}
+        counts = {"rows": 0, "batches": 0}
+
+        def decoded() -> Iterator[pa.RecordBatch]:
+            while True:
+                t0 = time.perf_counter()
+                chunk = next(chunks, None)
+                timings["wait_s"] += time.perf_counter() - t0
+                if chunk is None:
+                    return
+                chunk_rows = 0
+                batches = iter(self.decode(chunk, plan.columns, self.batch_rows))
+                while True:
+                    t0 = time.perf_counter()
+                    batch = next(batches, None)
+                    timings["decode_s"] += time.perf_counter() - t0
+                    if batch is None:
+                        break
+                    if not batch.schema.equals(schema):
+                        batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                    chunk_rows += batch.num_rows
+                    counts["batches"] += 1
+                    yield batch
+                if chunk_rows != chunk.rows:
+                    raise ExtractError(
+                        f"{chunk.source}: chunk {chunk.path.name} holds {chunk.rows} rows, "
+                        f"{chunk_rows} were decoded"
+                    )
+                counts["rows"] += chunk_rows
+
+        t0 = time.perf_counter()
+        self.storage.remove_temporaries(self.directory)
+        files = write_partition(self.storage, self.directory, decoded(), schema, self.options)
+        total = time.perf_counter() - t0
+        timings["write_s"] = max(0.0, total - timings["wait_s"] - timings["decode_s"])
+        return ConsumeResult(files, counts["rows"], schema, self.engine, timings, counts["batches"])
+
+
+@dataclass
+class ExtractResult:
+    """One table (or one daily partition of it) extracted to Parquet."""
+
+    dataset: str
+    partition: str | None
+    rows: int
+    stream_bytes: int
+    chunks: int
+    tasks: int
+    workers: int
+    reader: str
+    engine: str
+    snapshot: str
+    files: list[WrittenFile]
+    schema: pa.Schema
+    relations: list[str]
+    timings: dict[str, float]
+    peak_staged_bytes: int
+    client_cpu_s: float
+    batches: int = 0
+
+    @property
+    def parquet_bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    @property
+    def throughput_mb_s(self) -> float:
+        wall = self.timings.get("wall_s") or 0.0
+        return self.stream_bytes / wall / 1e6 if wall > 0 else 0.0
+
+    def metadata(self) -> dict[str, Any]:
+        """Plain values for logs and asset metadata."""
+        return {
+            "rows": self.rows,
+            "stream_bytes": self.stream_bytes,
+            "parquet_bytes": self.parquet_bytes,
+            "files": len(self.files),
+            "chunks": self.chunks,
+            "tasks": self.tasks,
+            "workers": self.workers,
+            "reader": self.reader,
+            "engine": self.engine,
+            "throughput_mb_s": round(self.throughput_mb_s, 1),
+            "client_cpu_s": round(self.client_cpu_s, 3),
+            **{k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def extract_table_to_parquet(
+    dsn: str,
+    spec: TableSpec,
+    storage: Storage,
+    *,
+    partition: str | dt.date | None = None,
+    options: ExtractOptions | None = None,
+    parquet_options: ParquetOptions | None = None,
+    consumer_factory: Callable[
+        [Storage, str, ParquetOptions], Callable[[ExtractPlan, Iterator[StagedChunk]], ConsumeResult]
+    ]
+    | None = None,
+    hooks: ExtractHooks | None = None,
+) -> ExtractResult:
+    """Extract one dataset (or one daily ``partition`` of it) to Parquet under ``storage``.
+
+    ``partition`` (``YYYY-MM-DD``) is required exactly when the spec has a ``time_column``. The
+    default consumer decodes on the CPU; ``consumer_factory(storage, directory, parquet_options)``
+    plugs in another engine.
+    """
+    options = options or ExtractOptions()
+    parquet_options = parquet_options or ParquetOptions()
+    if spec.is_partitioned and partition is None:
+        raise ExtractError(
+            f"{spec.source}: dataset {spec.name!r} is daily-partitioned; give a partition date"
+        )
+    if not spec.is_partitioned and partition is not None:
+        raise ExtractError(f"{spec.source}: dataset {spec.name!r} has no time_column; it takes no partition")
+    key = partition.isoformat() if isinstance(partition, dt.date) else partition
+    window = day_window(key) if key is not None else None
+    directory = partition_dir(storage, spec.name, key)
+    if consumer_factory is None:
+        consumer: Callable[[ExtractPlan, Iterator[StagedChunk]], ConsumeResult] = ParquetConsumer(
+            storage, directory, parquet_options, batch_rows=options.batch_rows
+        )
+    else:
+        consumer = consumer_factory(storage, directory, parquet_options)
+    run = run_extraction(dsn, spec, consumer, window=window, options=options, hooks=hooks)
+    stats: ReadStats = run.stats
+    consumed = run.result
+    if consumed.rows != stats.rows:
+        raise ExtractError(f"{spec.source}: read {stats.rows} rows but wrote {consumed.rows}")
+    return ExtractResult(
+        dataset=spec.name,
+        partition=key,
+        rows=stats.rows,
+        stream_bytes=stats.stream_bytes,
+        chunks=stats.chunks,
+        tasks=stats.tasks,
+        workers=stats.workers,
+        reader=stats.reader,
+        engine=consumed.engine,
+        snapshot=stats.snapshot,
+        files=consumed.files,
+        schema=consumed.schema,
+        relations=run.plan.relations,
+        timings={**stats.timings, **consumed.timings},
+        peak_staged_bytes=stats.peak_staged_bytes,
+        client_cpu_s=stats.client_cpu_s,
+        batches=consumed.batches,
+    )

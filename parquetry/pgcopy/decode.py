@@ -1,0 +1,237 @@
+"""The exact PostgreSQL COPY BINARY -> Arrow decoder (CPU, numba).
+
+Pass 1 (``kernels.scan_rows``) walks the rows exactly as the format defines them: a 16-bit field count
+per row, a 32-bit length per field (-1 = NULL) and the -1 trailer; nothing is guessed from the data, so
+text that happens to look like a row header cannot shift anything. It records each field's offset and
+length. Pass 2 (``columns.decode_values``) turns each column's slices into an Arrow array.
+
+``CopyDecoder`` is streaming: ``feed`` takes any split of the stream, keeps at most one batch of input
+(``batch_rows`` rows or about ``batch_bytes`` bytes, plus one partial row) and returns the batches that
+are complete; ``finish`` checks that the trailer was seen. Every error names the source, the absolute
+byte offset and, where known, the row (from 1) and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from parquetry.pgcopy import kernels as K
+from parquetry.pgcopy.columns import Context, decode_values
+from parquetry.pgcopy.errors import CopyFormatError
+from parquetry.pgcopy.types import PgColumn, arrow_schema
+
+__all__ = ["SIGNATURE", "CopyDecoder", "decode_copy_binary"]
+
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+HEADER_FIXED = len(SIGNATURE) + 8
+FLAG_OIDS = 1 << 16
+DEFAULT_BATCH_BYTES = 64 << 20
+
+
+class CopyDecoder:
+    """Streaming decoder of one COPY BINARY stream into RecordBatches of ``arrow_schema(columns)``."""
+
+    def __init__(
+        self,
+        columns: Sequence[PgColumn],
+        source: str = "",
+        batch_rows: int = 65536,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+    ) -> None:
+        if batch_rows < 1 or batch_bytes < 1:
+            raise ValueError("batch_rows and batch_bytes must be positive")
+        self.columns = list(columns)
+        self.schema = arrow_schema(self.columns)  # raises UnsupportedTypeError up front
+        self.source = source
+        self.batch_rows = batch_rows
+        self.batch_bytes = batch_bytes
+        self._types = [c.type for c in self.columns]
+        ncols = len(self.columns)
+        self._buf = bytearray()
+        self._base = 0  # stream offset of self._buf[0]
+        self._scan = 0  # position in the buffer where the next unparsed row starts
+        self._batch_pos = 0  # position where the pending batch's first row starts
+        self._rows = 0  # rows parsed into the pending batch
+        self._rows_done = 0  # rows already emitted
+        self._offs = np.zeros((ncols, batch_rows), dtype=np.int64)
+        self._lens = np.zeros((ncols, batch_rows), dtype=np.int32)
+        self._header_done = False
+        self._trailer_at: int | None = None  # stream offset of the trailer once seen
+        self._finished = False
+
+    @property
+    def rows(self) -> int:
+        """Rows decoded so far (emitted or pending)."""
+        return self._rows_done + self._rows
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[pa.RecordBatch]:
+        """Add the next bytes of the stream; return the batches that became complete."""
+        if self._finished:
+            raise RuntimeError("CopyDecoder.feed after finish")
+        if not len(data):
+            return []
+        if self._trailer_at is not None:
+            raise self._error("data after the end-of-data trailer", self._trailer_at + 2 - self._base)
+        # Scan the caller's buffer in place when nothing is pending; otherwise append to the pending bytes.
+        if self._buf:
+            self._buf += data
+            work: bytes | bytearray | memoryview = self._buf
+        else:
+            work = data
+        out: list[pa.RecordBatch] = []
+        arr = np.frombuffer(work, dtype=np.uint8)
+        arr.flags.writeable = False  # one kernel specialization for bytes, bytearray and memoryview
+        try:
+            if self._header_done or self._parse_header(arr):
+                while self._scan_more(arr) == K.SCAN_BATCH_FULL:
+                    out.append(self._emit(arr))
+                if self._trailer_at is not None and self._rows:
+                    out.append(self._emit(arr))
+        finally:
+            del arr
+        self._keep_pending(work)
+        return out
+
+    def finish(self) -> list[pa.RecordBatch]:
+        """End of input: check the stream ended with its trailer and return the last batch."""
+        if self._finished:
+            return []
+        self._finished = True
+        if not self._header_done:
+            if len(self._buf) < HEADER_FIXED:
+                raise self._error(
+                    f"stream ends after {len(self._buf)} bytes, inside the header", len(self._buf)
+                )
+            raise self._error("stream ends inside the header extension", len(self._buf))
+        if self._trailer_at is None:
+            raise self._truncation_error()
+        return []
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _error(self, reason: str, buf_pos: int, row: int | None = None, column: str | None = None):
+        return CopyFormatError(
+            reason, source=self.source, offset=self._base + buf_pos, row=row, column=column
+        )
+
+    def _keep_pending(self, work) -> None:
+        """Keep only the bytes of the pending batch and the partial row; rebase offsets to them."""
+        keep = self._batch_pos
+        if work is self._buf:
+            del self._buf[:keep]
+        else:
+            self._buf = bytearray(memoryview(work)[keep:])
+        if keep:
+            self._offs[:, : self._rows] -= keep
+            self._base += keep
+            self._scan -= keep
+            self._batch_pos = 0
+
+    def _parse_header(self, buf: np.ndarray) -> bool:
+        n = min(len(buf), len(SIGNATURE))
+        if buf[:n].tobytes() != SIGNATURE[:n]:
+            raise self._error("not a COPY BINARY stream (bad signature)", 0)
+        if len(buf) < HEADER_FIXED:
+            return False
+        flags = int.from_bytes(buf[11:15].tobytes(), "big")
+        if flags & FLAG_OIDS:
+            raise self._error("stream carries row OIDs (WITH OIDS), which Parquetry does not read", 11)
+        if flags & 0xFFFF0000 & ~FLAG_OIDS:
+            raise self._error(f"unknown critical header flags {flags:#010x}", 11)
+        ext = int.from_bytes(buf[15:19].tobytes(), "big", signed=True)
+        if ext < 0:
+            raise self._error(f"negative header extension length {ext}", 15)
+        if len(buf) < HEADER_FIXED + ext:
+            return False
+        self._scan = self._batch_pos = HEADER_FIXED + ext
+        self._header_done = True
+        return True
+
+    def _scan_more(self, arr: np.ndarray) -> int:
+        stop_pos = self._batch_pos + self.batch_bytes
+        rows, pos, status, bad, bad_pos = K.scan_rows(
+            arr, self._scan, len(arr), len(self.columns), self._offs, self._lens,
+            self._rows, self.batch_rows, stop_pos,
+        )  # fmt: skip
+        row_no = self.rows + int(rows) + 1
+        self._rows += int(rows)
+        self._scan = int(pos)
+        if status == K.SCAN_TRAILER:
+            self._trailer_at = self._base + int(pos) - 2
+            if len(arr) > pos:
+                raise self._error("data after the end-of-data trailer", int(pos))
+        elif status == K.SCAN_BAD_FIELD_COUNT:
+            raise self._error(
+                f"row has {int(bad)} fields, expected {len(self.columns)} (or -1 for the trailer)",
+                int(bad_pos),
+                row=row_no,
+            )
+        elif status == K.SCAN_BAD_LENGTH:
+            raise self._error(
+                "negative field length other than -1 (NULL)",
+                int(bad_pos),
+                row=row_no,
+                column=self.columns[int(bad)].name,
+            )
+        return int(status)
+
+    def _emit(self, arr: np.ndarray) -> pa.RecordBatch:
+        n = self._rows
+        first_row = self._rows_done + 1
+        arrays = []
+        for j, (col, typ) in enumerate(zip(self.columns, self._types, strict=True)):
+            ctx = Context(self.source, col.name, first_row, self._base)
+            arrays.append(decode_values(arr, self._offs[j, :n], self._lens[j, :n], typ, ctx))
+        if arrays:
+            batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        else:
+            batch = pa.RecordBatch.from_struct_array(pa.array([{}] * n, pa.struct([])))
+        self._rows_done += n
+        self._rows = 0
+        self._batch_pos = self._scan
+        return batch
+
+    def _truncation_error(self) -> CopyFormatError:
+        """Say exactly where the stream stops: inside which row and field."""
+        buf = self._buf
+        pos = self._scan
+        end = len(buf)
+        row = self.rows + 1
+        if pos >= end:
+            return self._error("stream ends without the end-of-data trailer (truncated)", end, row=None)
+        if pos + 2 > end:
+            return self._error("stream ends inside a row's field count (truncated)", pos, row=row)
+        p = pos + 2
+        for col in self.columns:
+            if p + 4 > end:
+                return self._error(
+                    "stream ends inside a field length (truncated row)", p, row=row, column=col.name
+                )
+            ln = int.from_bytes(buf[p : p + 4], "big", signed=True)
+            if ln > 0 and p + 4 + ln > end:
+                return self._error(
+                    f"field length {ln} runs past the end of the stream "
+                    f"({end - p - 4} bytes left; truncated row)",
+                    f"({end - p - 4} bytes left; truncated row)",
+                    p,
+                    row=row,
+                    column=col.name,
+                )
+            p += 4 + max(ln, 0)
+        return self._error("stream ends without the end-of-data trailer (truncated)", end, row=row)
+
+
+def decode_copy_binary(
+    data: bytes | bytearray | memoryview,
+    columns: Sequence[PgColumn],
+    source: str = "",
+    batch_rows: int = 65536,
+) -> pa.Table:
+    """Decode one complete COPY BINARY stream into a Table."""
+    decoder = CopyDecoder(columns, source=source, batch_rows=batch_rows)
+    batches = decoder.feed(data)
+    batches += decoder.finish()
+    return pa.Table.from_batches(batches, schema=decoder.schema)

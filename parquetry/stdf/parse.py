@@ -1,0 +1,375 @@
+"""Streaming STDF parser: decompressed blocks -> numba framing -> numba hot decode -> Arrow batches.
+
+Memory stays bounded by the block size (plus at most one carried record of < 64 KiB) and by the
+per-chunk output arrays (``batch_records`` records at a time); only the per-file test definitions,
+wafer rows and the file summary are kept until the end of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+from parquetry.stdf import hot as H
+from parquetry.stdf import tables as T
+from parquetry.stdf.decode import decode_record
+from parquetry.stdf.errors import StdfFormatError, StdfWarning
+from parquetry.stdf.framing import byte_order_from_far, frame, open_stream
+from parquetry.stdf.spec import BY_CODE, NAME_OF_CODE, RECORDS
+
+DEFAULT_BLOCK_BYTES = 32 << 20
+DEFAULT_BATCH_RECORDS = 1 << 20
+MAX_RECORD = 4 + 65535
+
+_HOT = np.array(H.HOT_CODES, np.int32)
+_C_MPR = H.C_MPR
+
+
+def _read_full(stream: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` as far as the stream allows (decompressors may return short reads)."""
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _json_default(o):
+    return o.hex() if isinstance(o, (bytes, bytearray)) else str(o)
+
+
+def _jsonable(v):
+    """JSON has no NaN/Infinity: such floats become the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _lower(fields: dict) -> dict:
+    return {k.lower(): v for k, v in fields.items()}
+
+
+class _FileState:
+    """Everything about one file that outlives a chunk."""
+
+    def __init__(self, file_id: str, name: str) -> None:
+        self.file_id = file_id
+        self.name = name
+        self.counts = np.zeros(65536, np.int64)
+        self.records = 0
+        self.mir: dict = {}
+        self.mrr: dict = {}
+        self.wcr: dict = {}
+        self.vur_names: list[str] = []
+        self.wafers: list[dict] = []  # WIR rows waiting for their WRR, then completed
+        self.open_wafer: dict[tuple[int, int], dict] = {}
+        self.partial_other = 0
+        self.bad_other: list[str] = []
+
+
+def _route_other(fs: _FileState, code: int, rec_index: int, offset: int, data: bytes, big: bool, out: dict) -> None:
+    """Decode one rare record in Python and append its row to the table it belongs to."""
+    typ, sub = code >> 8, code & 255
+    rec = BY_CODE.get((typ, sub))
+    fid = fs.file_id
+    if rec is None:
+        out["records_other"].append(
+            {"file_id": fid, "rec_index": rec_index, "offset": offset, "rec_type": f"UNKNOWN_{typ}_{sub}",
+             "rec_typ": typ, "rec_sub": sub, "fields": json.dumps({"raw_hex": data.hex()})}
+        )  # fmt: skip
+        return
+    try:
+        fields, partial = decode_record(rec, data, big)
+    except ValueError as exc:  # e.g. a GDR type code outside the specification
+        fs.bad_other.append(f"{rec.name} at record {rec_index}: {exc}")
+        fields, partial = {"raw_hex": data.hex()}, False
+    if partial:
+        fs.partial_other += 1
+    name = rec.name
+    if name in ("HBR", "SBR"):
+        p = name[0]
+        out["bins"].append(
+            {"file_id": fid, "rec_index": rec_index, "bin_type": p, "head_num": fields.get("HEAD_NUM"),
+             "site_num": fields.get("SITE_NUM"), "all_sites": fields.get("HEAD_NUM") == 255 if "HEAD_NUM" in fields else None,
+             "bin_num": fields.get(f"{p}BIN_NUM"), "bin_cnt": fields.get(f"{p}BIN_CNT"),
+             "bin_pf": fields.get(f"{p}BIN_PF"), "bin_nam": fields.get(f"{p}BIN_NAM")}
+        )  # fmt: skip
+    elif name == "TSR":
+        row = {"file_id": fid, "rec_index": rec_index, **_lower(fields)}
+        row["all_sites"] = fields["HEAD_NUM"] == 255 if "HEAD_NUM" in fields else None
+        out["test_summaries"].append(row)
+    elif name == "PCR":
+        row = {"file_id": fid, "rec_index": rec_index, **_lower(fields)}
+        row["all_sites"] = fields["HEAD_NUM"] == 255 if "HEAD_NUM" in fields else None
+        out["part_counts"].append(row)
+    elif name == "MIR" and not fs.mir:
+        fs.mir = _lower(fields)
+    elif name == "MRR" and not fs.mrr:
+        fs.mrr = _lower(fields)
+    elif name == "WIR":
+        row = {"file_id": fid, "wir_rec_index": rec_index, **_lower(fields)}
+        key = (fields.get("HEAD_NUM", -1), fields.get("SITE_GRP", -1))
+        fs.wafers.append(row)
+        fs.open_wafer[key] = row
+    elif name == "WRR":
+        key = (fields.get("HEAD_NUM", -1), fields.get("SITE_GRP", -1))
+        row = fs.open_wafer.pop(key, None)
+        if row is None:
+            row = {"file_id": fid}
+            fs.wafers.append(row)
+        wid = row.get("wafer_id")
+        row.update(_lower(fields))
+        if wid is not None and not row.get("wafer_id"):
+            row["wafer_id"] = wid  # WRR may leave WAFER_ID empty; the WIR's stands
+        row["wrr_rec_index"] = rec_index
+    else:
+        if name == "WCR" and not fs.wcr:
+            fs.wcr = _lower(fields)
+        if name == "VUR":
+            fs.vur_names.extend(fields.get("UPD_NAM", []))
+        if name != "FAR":
+            out["records_other"].append(
+                {"file_id": fid, "rec_index": rec_index, "offset": offset, "rec_type": name, "rec_typ": typ,
+                 "rec_sub": sub, "fields": json.dumps(_jsonable(fields), default=_json_default)}
+            )  # fmt: skip
+
+
+def _ts(v) -> datetime | None:
+    return None if v is None else datetime.fromtimestamp(int(v), tz=UTC)
+
+
+def parse_stdf(
+    source: str | Path | BinaryIO,
+    file_id: str | None = None,
+    batch_records: int = DEFAULT_BATCH_RECORDS,
+    *,
+    sha256: str | None = None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Parse one STDF file, yielding ``(table name, record batch)`` in bounded memory.
+
+    ``file_id`` (normally a content hash computed by the caller) is stamped on every row; when None
+    the file's base name is used. Tables: see ``TABLE_SCHEMAS`` and docs/stdf.md. ``files`` and
+    ``tests`` come last, once the whole file has been read. Raises ``StdfFormatError`` (with byte
+    offset and the count of records read) on a malformed stream; batches already yielded stay valid.
+    """
+    stream, name, compression, closers = open_stream(source)
+    try:
+        if file_id is None:
+            file_id = Path(name.split("!")[0]).name
+        yield from _parse(stream, name, compression, file_id, sha256, max(1, int(batch_records)), block_bytes)
+    finally:
+        for c in closers:
+            c.close()
+
+
+def _parse(stream, name, compression, file_id, sha256, batch_records, block_bytes):
+    decode, gather = H.kernels()
+    fs = _FileState(file_id, name)
+    state = H.HotState()
+    cap = MAX_RECORD + max(block_bytes, 1 << 16)
+    buf = np.empty(cap, np.uint8)
+    n = _read_full(stream, memoryview(buf)[: max(block_bytes, 1 << 16)])
+    big, cpu_type, stdf_ver = byte_order_from_far(bytes(buf[:6]), name)
+    file_warnings: list[str] = []
+    if cpu_type in (1, 2) and (cpu_type == 1) != big:
+        msg = (
+            f"FAR CPU_TYPE={cpu_type} says {'big' if cpu_type == 1 else 'little'}-endian but REC_LEN is written "
+            f"{'big' if big else 'little'}-endian; decoded as {'big' if big else 'little'}-endian"
+        )
+        file_warnings.append(msg)
+        warnings.warn(f"{name}: {msg}", StdfWarning, stacklevel=3)
+    if stdf_ver != 4:
+        raise StdfFormatError(4, name, 0, f"FAR STDF_VER={stdf_ver}; only STDF V4 (and V4-2007) is supported")
+    base = 0  # stream offset of buf[0]
+    eof = n < max(block_bytes, 1 << 16)
+    offs = np.empty(batch_records, np.int64)
+    lens = np.empty(batch_records, np.int64)
+    codes = np.empty(batch_records, np.int32)
+    pos = 0
+    while True:
+        k, used = frame(buf[pos:n], n - pos, big, offs, lens, codes)
+        if k:
+            sub = buf[pos:n]
+            yield from _chunk(fs, state, decode, gather, sub, base + pos, offs[:k], lens[:k], codes[:k], big)
+            pos += used
+            continue
+        # no complete record left in the buffer: carry the remainder to the front and read on
+        rest = n - pos
+        if eof:
+            if rest:
+                _raise_cut(buf[pos:n], big, base + pos, name, fs.records)
+            break
+        buf[:rest] = buf[pos:n]
+        base += pos
+        got = _read_full(stream, memoryview(buf)[rest:cap])
+        eof = got < cap - rest
+        n = rest + got
+        pos = 0
+    # parts still open at the end of the file (PIR without PRR)
+    open_hs = np.nonzero(state.open_part >= 0)[0]
+    if len(open_hs):
+        P_I = np.zeros((H.N_PI, len(open_hs)), np.int64)
+        order = np.argsort(state.open_part[open_hs], kind="stable")
+        hs = open_hs[order]
+        P_I[H.PI_SEQ] = state.open_part[hs]
+        P_I[H.PI_HEAD] = hs >> 8
+        P_I[H.PI_SITE] = hs & 255
+        P_I[H.PI_PIR_REC] = state.open_pir[hs]
+        P_I[H.PI_PRR_REC] = -1
+        P_I[H.PI_NFIELDS] = 2
+        file_warnings.append(f"{len(hs)} part(s) opened by a PIR have no PRR")
+        yield "parts", T.parts_batch(file_id, gather, buf, P_I, len(hs))
+    if fs.wafers:
+        yield "wafers", T.rows_batch("wafers", fs.wafers)
+    yield "tests", T.tests_batch(file_id, gather, state)
+    st = state.st
+    for key, what in (
+        (H.S_PARTIAL, "field(s) cut part-way by REC_LEN were treated as omitted"),
+        (H.S_SHORT, "PIR/PRR/PTR/MPR/FTR record(s) too short to name their head/site were not decoded"),
+        (H.S_ORPHAN_PRR, "PRR record(s) had no open PIR on their head/site (given their own part_seq)"),
+        (H.S_UNCLOSED, "PIR record(s) reopened a head/site whose part had no PRR (kept, without PRR fields)"),
+    ):
+        if st[key]:
+            file_warnings.append(f"{int(st[key])} {what}")
+    if fs.partial_other:
+        file_warnings.append(f"{fs.partial_other} rare record(s) had a field cut part-way by REC_LEN")
+    file_warnings.extend(fs.bad_other)
+    counts = {NAME_OF_CODE.get(int(c), f"UNKNOWN_{int(c) >> 8}_{int(c) & 255}"): int(fs.counts[c])
+              for c in np.nonzero(fs.counts)[0]}  # fmt: skip
+    v2007 = any(BY_CODE[(r.typ, r.sub)].v2007 and counts.get(r.name) for r in RECORDS) or any(
+        "2007" in v for v in fs.vur_names
+    )
+    row = {
+        "file_id": file_id, "file_name": name, "sha256": sha256, "compression": compression,
+        "byte_order": "big" if big else "little", "cpu_type": cpu_type, "stdf_ver": stdf_ver,
+        "stdf_version": "V4-2007" if v2007 else "V4", "stream_bytes": base + n, "records": fs.records,
+        "record_counts": list(counts.items()), "parts": int(st[H.S_PARTS]), "results": int(st[H.S_RESULTS_TOTAL]),
+        "tests": int(st[H.S_TESTS]), "setup_time": _ts(fs.mir.get("setup_t")),
+        "start_time": _ts(fs.mir.get("start_t")), "finish_time": _ts(fs.mrr.get("finish_t")),
+        **fs.mir, **fs.mrr, **fs.wcr, "warnings": file_warnings,
+    }  # fmt: skip
+    yield "files", T.rows_batch("files", [row])
+
+
+def _raise_cut(rest: np.ndarray, big: bool, offset: int, name: str, records: int) -> None:
+    if len(rest) < 4:
+        raise StdfFormatError(
+            offset, name, records, f"stream ends inside a record header ({len(rest)} of 4 bytes present)"
+        )
+    ln = (int(rest[0]) << 8 | int(rest[1])) if big else (int(rest[0]) | int(rest[1]) << 8)
+    raise StdfFormatError(
+        offset,
+        name,
+        records,
+        f"record type {int(rest[2])}/{int(rest[3])} declares REC_LEN={ln} but only {len(rest) - 4} bytes "
+        "remain in the stream (truncated file or corrupt REC_LEN)",
+    )
+
+
+def _chunk(fs, state, decode, gather, sub, sub_base, offs, lens, codes, big):
+    k = len(codes)
+    rec_base = fs.records
+    np.add.at(fs.counts, codes, 1)
+    is_hot = np.isin(codes, _HOT)
+    n_mpr_rows = int(np.sum(np.where(codes == _C_MPR, 2 * lens + 1, 0)))
+    n_res = int(np.count_nonzero(is_hot)) + n_mpr_rows
+    n_parts = int(np.count_nonzero((codes == H.C_PIR) | (codes == H.C_PRR)))
+    R_I = np.empty((H.N_RI, n_res), np.int64)
+    R_F = np.empty((H.N_RF, n_res), np.float32)
+    P_I = np.zeros((H.N_PI, n_parts), np.int64)
+    state.st[H.S_NRES] = 0
+    state.st[H.S_NPARTS] = 0
+    start = 0
+    while True:
+        start, status = decode(
+            sub, offs, lens, codes, start, k, big, rec_base,
+            state.st, state.open_part, state.open_pir, state.T_I, state.T_F, state.h_full, state.h_num,
+            state.pool, state.ipool, R_I, R_F, P_I,
+        )  # fmt: skip
+        if status == H.OK:
+            break
+        state.grow()
+    # the rare records, in Python
+    out: dict[str, list] = {t: [] for t in ("bins", "test_summaries", "part_counts", "records_other")}
+    for i in np.nonzero(~is_hot)[0].tolist():
+        o = int(offs[i])
+        _route_other(
+            fs, int(codes[i]), rec_base + i, sub_base + o, bytes(sub[o + 4 : o + 4 + int(lens[i])]), big, out
+        )
+    fs.records += k
+    m = int(state.st[H.S_NRES])
+    q = int(state.st[H.S_NPARTS])
+    if q:
+        yield "parts", T.parts_batch(fs.file_id, gather, sub, P_I, q)
+    if m:
+        yield "results", T.results_batch(fs.file_id, gather, sub, R_I, R_F, m, T.test_names(gather, state))
+    for table, rows in out.items():
+        if rows:
+            yield table, T.rows_batch(table, rows)
+
+
+def read_stdf(path: str | Path | BinaryIO, file_id: str | None = None, **kwargs) -> dict[str, pa.Table]:
+    """Parse a whole file into one Arrow table per table name (every name in TABLE_SCHEMAS is present)."""
+    batches: dict[str, list[pa.RecordBatch]] = {t: [] for t in T.TABLE_SCHEMAS}
+    for table, batch in parse_stdf(path, file_id, **kwargs):
+        batches[table].append(batch)
+    return {t: pa.Table.from_batches(b, schema=T.TABLE_SCHEMAS[t]) for t, b in batches.items()}
+
+
+def record_counts(path: str | Path | BinaryIO) -> dict[str, int]:
+    """Count records by type with a header walk only (no field decoding); raises StdfFormatError."""
+    stream, name, _compression, closers = open_stream(path)
+    try:
+        block = 8 << 20
+        cap = MAX_RECORD + block
+        buf = np.empty(cap, np.uint8)
+        n = _read_full(stream, memoryview(buf)[:block])
+        big, _cpu, _ver = byte_order_from_far(bytes(buf[:6]), name)
+        eof = n < block
+        offs = np.empty(1 << 20, np.int64)
+        lens = np.empty(1 << 20, np.int64)
+        codes = np.empty(1 << 20, np.int32)
+        counts = np.zeros(65536, np.int64)
+        total = 0
+        base = 0
+        pos = 0
+        while True:
+            k, used = frame(buf[pos:n], n - pos, big, offs, lens, codes)
+            if k:
+                np.add.at(counts, codes[:k], 1)
+                total += k
+                pos += used
+                continue
+            rest = n - pos
+            if eof:
+                if rest:
+                    _raise_cut(buf[pos:n], big, base + pos, name, total)
+                break
+            buf[:rest] = buf[pos:n]
+            base += pos
+            got = _read_full(stream, memoryview(buf)[rest:cap])
+            eof = got < cap - rest
+            n = rest + got
+            pos = 0
+        return {
+            NAME_OF_CODE.get(int(c), f"UNKNOWN_{int(c) >> 8}_{int(c) & 255}"): int(counts[c])
+            for c in np.nonzero(counts)[0]
+        }
+    finally:
+        for c in closers:
+            c.close()

@@ -1,0 +1,44 @@
+"""Where Parquet lands: a root URI (local path or fsspec URL) and how files are encoded."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from parquetry.storage import ParquetOptions, Storage
+
+DEFAULT_ROOT = "./.parquetry/data"
+
+
+def default_root() -> str:
+    return os.environ.get("PARQUETRY_DATA_ROOT") or DEFAULT_ROOT
+
+
+class StorageResource(dg.ConfigurableResource):
+    """The Parquet root (``$PARQUETRY_DATA_ROOT`` or ``./.parquetry/data``) and Parquet options."""
+
+    root: str = Field(default_factory=default_root, description="local directory or fsspec URL")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options (endpoint...)")
+    compression: str = Field(default="zstd")
+    compression_level: int | None = Field(default=3)
+    row_group_rows: int = Field(default=1_000_000)
+    target_file_rows: int = Field(default=8_000_000)
+
+    def get_storage(self) -> Storage:
+        from parquetry.storage import Storage
+
+        return Storage(self.root, dict(self.storage_options))
+
+    def parquet_options(self) -> ParquetOptions:
+        from parquetry.storage import ParquetOptions
+
+        return ParquetOptions(
+            compression=self.compression,
+            compression_level=self.compression_level,
+            row_group_rows=self.row_group_rows,
+            target_file_rows=self.target_file_rows,
+        )

@@ -1,0 +1,259 @@
+"""The throwaway cluster's failure paths: each one ends in a clear error and leaves no server behind."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from parquetry.pg import cluster as cluster_mod
+from parquetry.pg.cluster import ClusterError, PostgresCluster, find_bindir
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.postgres
+
+
+def _servers_in(data_dir: Path) -> list[int]:
+    """Live (non-zombie) servers started with ``-D data_dir``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if b"-D" in args and str(data_dir).encode() in args and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_gone(data_dir: Path, timeout_s: float = 20.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        left = _servers_in(data_dir)
+        if not left:
+            return []
+        time.sleep(0.1)
+    return _servers_in(data_dir)
+
+
+@pytest.fixture(autouse=True)
+def _need_server_binaries() -> None:
+    try:
+        find_bindir()
+    except ClusterError as exc:
+        pytest.skip(str(exc))
+
+
+def _base_dir(tmp_path: Path) -> Path:
+    """A cluster directory the server account can reach (pytest's own tmp dirs are private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="parquetry-test-pg-"))
+    return base
+
+
+@pytest.fixture
+def base_dir(tmp_path: Path):
+    base = _base_dir(tmp_path)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_explicit_bindir_without_server_programs_gives_the_install_hint(tmp_path: Path) -> None:
+    (tmp_path / "pg_ctl").write_text("")
+    with pytest.raises(ClusterError, match=r"does not hold initdb, pg_ctl, postgres.*apt-get install postgresql"):
+        PostgresCluster(bindir=tmp_path)
+
+
+def test_no_server_programs_anywhere_gives_the_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("PARQUETRY_PG_BINDIR", raising=False)
+    monkeypatch.setattr(cluster_mod, "SEARCH_GLOBS", ())
+    with pytest.raises(ClusterError, match=r"were not found on PATH.*PARQUETRY_PG_BINDIR") as info:
+        PostgresCluster()
+    assert "apt-get install postgresql" in str(info.value)
+
+
+def test_port_held_by_another_process_is_refused_before_starting(base_dir: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ClusterError, match=rf"port {port} on 127.0.0.1 is already in use"):
+            PostgresCluster(base_dir=base_dir, port=port).start()
+    assert _servers_in(base_dir / "data") == []
+
+
+def test_port_taken_between_check_and_bind_reports_the_server_log(
+    base_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster_mod, "port_in_use", lambda port, host="127.0.0.1": False)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ClusterError, match=r"did not start") as info:
+            PostgresCluster(base_dir=base_dir, port=port).start()
+    assert "server log" in str(info.value)
+    assert "could not bind" in str(info.value) or "Address already in use" in str(info.value)
+    assert _wait_gone(base_dir / "data") == []
+
+
+def test_server_exiting_during_start_reports_log_tail_and_leaves_no_process(base_dir: Path) -> None:
+    pg = PostgresCluster(base_dir=base_dir, settings={"shared_buffers": "lots"})
+    with pytest.raises(ClusterError, match=r"did not start") as info:
+        pg.start()
+    message = str(info.value)
+    assert "--- server log (last lines) ---" in message
+    assert 'invalid value for parameter "shared_buffers"' in message
+    assert not pg.running
+    assert _wait_gone(base_dir / "data") == []
+    assert not (base_dir / "data" / "postmaster.pid").exists()
+
+
+def test_directory_with_files_but_no_cluster_is_refused(base_dir: Path) -> None:
+    (base_dir / "data").mkdir()
+    (base_dir / "data" / "notes.txt").write_text("not a database")
+    with pytest.raises(ClusterError, match=r"holds no PostgreSQL cluster \(no PG_VERSION\)"):
+        PostgresCluster(base_dir=base_dir).start()
+
+
+def test_temporary_directory_is_removed_when_start_fails() -> None:
+    pg = PostgresCluster(settings={"shared_buffers": "lots"})
+    with pytest.raises(ClusterError):
+        pg.start()
+    assert pg.base_dir is not None and not pg.base_dir.exists()
+
+
+@pytest.mark.slow
+def test_restart_recovers_from_a_stale_pid_file_and_applies_new_settings(base_dir: Path) -> None:
+    with PostgresCluster(base_dir=base_dir) as pg:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (v int)")
+            conn.execute("INSERT INTO kept VALUES (42)")
+    # A server killed hard leaves postmaster.pid naming a process that is gone (or reused).
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pid_file = base_dir / "data" / "postmaster.pid"
+    pid_file.write_text(f"{dead.pid}\n{base_dir / 'data'}\n")
+    with PostgresCluster(base_dir=base_dir, settings={"work_mem": "7MB"}) as pg:
+        with psycopg.connect(pg.dsn()) as conn:
+            assert conn.execute("SELECT v FROM kept").fetchone() == (42,)
+            assert conn.execute("SHOW work_mem").fetchone() == ("7MB",)
+    # An unrelated live process reusing the pid is not mistaken for a server either.
+    pid_file.write_text(f"{os.getpid()}\n{base_dir / 'data'}\n")
+    with PostgresCluster(base_dir=base_dir) as pg:
+        assert pg.running
+    assert _wait_gone(base_dir / "data") == []
+
+
+def test_second_server_in_the_same_directory_is_refused(base_dir: Path) -> None:
+    with PostgresCluster(base_dir=base_dir) as first:
+        with pytest.raises(ClusterError, match=rf"already runs in {base_dir / 'data'}"):
+            PostgresCluster(base_dir=base_dir).start()
+        assert first.running
+    assert _wait_gone(base_dir / "data") == []
+
+
+_OWNER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from parquetry.pg.cluster import PostgresCluster
+    pg = PostgresCluster(base_dir=Path(sys.argv[1])).start()
+    print(pg.server_pid, flush=True)
+    while True:
+        time.sleep(0.05)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_server_stops_when_the_owning_process_is_signalled(base_dir: Path, signum: signal.Signals) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER_SCRIPT, str(base_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        line = owner.stdout.readline()  # type: ignore[union-attr]
+        assert line.strip().isdigit(), owner.stderr.read()  # type: ignore[union-attr]
+        server_pid = int(line)
+        assert _servers_in(base_dir / "data") == [server_pid]
+        owner.send_signal(signum)
+        returncode = owner.wait(timeout=30)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+    if signum == signal.SIGTERM:
+        assert returncode == -signal.SIGTERM  # the default action still ends the process
+    assert _wait_gone(base_dir / "data") == []
+    assert not (base_dir / "data" / "postmaster.pid").exists()
+
+
+def test_as_root_the_server_runs_as_the_postgres_account(pg_cluster: PostgresCluster) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only meaningful when the tests run as root")
+    assert pg_cluster.run_as == "postgres"
+    pid = pg_cluster.server_pid
+    assert pid is not None
+    uid_line = next(
+        line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Uid:")
+    )
+    assert int(uid_line.split()[1]) == pwd.getpwnam("postgres").pw_uid
+
+
+_UNPRIVILEGED_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    import psycopg
+    from parquetry.pg.cluster import PostgresCluster
+    with PostgresCluster(base_dir=Path(sys.argv[1])) as pg:
+        assert pg.run_as is None, pg.run_as
+        with psycopg.connect(pg.dsn()) as conn:
+            print(conn.execute("SELECT current_user, 6 * 7").fetchone(), os.geteuid(), flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_ordinary_user_runs_the_server_directly(base_dir: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and runuser to switch to an ordinary account")
+    try:
+        account = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres account")
+    os.chown(base_dir, account.pw_uid, account.pw_gid)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(base_dir)}
+    result = subprocess.run(
+        ["runuser", "-u", "postgres", "--", sys.executable, "-c", _UNPRIVILEGED_SCRIPT, str(base_dir / "c")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=base_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"('parquetry', 42) {account.pw_uid}"
+    assert _wait_gone(base_dir / "c" / "data") == []

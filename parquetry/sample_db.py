@@ -15,14 +15,14 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import psycopg
 from psycopg import sql
 
 from parquetry.testing import bulk
 
-__all__ = ["ORDER_STATUSES", "ORDERS_END", "ORDERS_START", "TABLES", "load_sample_database"]
+__all__ = ["ORDERS_END", "ORDERS_START", "ORDER_STATUSES", "TABLES", "load_sample_database"]
 
 #: Orders fall in [ORDERS_START, ORDERS_END): the 30 days before a fixed instant.
 ORDERS_END = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
@@ -124,10 +124,12 @@ def _orders_and_items(n_orders: int, n_customers: int, seed: int) -> tuple[pa.Ta
     line_no = (np.arange(n_items) - np.repeat(starts, per_order) + 1).astype(np.int16)
     quantity = np.minimum(rng("order_items", "quantity").geometric(0.45, n_items), 50).astype(np.int32)
     price_cents = rng("order_items", "unit_price").integers(50, 50_000, n_items, endpoint=True)
-    discount = rng("order_items", "discount").choice(
-        np.array([0.0, 0.05, 0.1, 0.15, 0.2]), n_items, p=[0.7, 0.1, 0.1, 0.05, 0.05]
+    discount_pct = rng("order_items", "discount").choice(
+        np.array([0, 5, 10, 15, 20]), n_items, p=[0.7, 0.1, 0.1, 0.05, 0.05]
     )
-    line_cents = np.rint(price_cents * quantity * (1.0 - discount)).astype(np.int64)
+    discount = discount_pct / 100.0
+    # Exact cents, rounded half up as PostgreSQL's round(numeric, 2) does for positive amounts.
+    line_cents = (price_cents * quantity * (100 - discount_pct) + 50) // 100
     total_cents = np.bincount(order_index, weights=line_cents, minlength=n_orders).astype(np.int64)
 
     item_status = pc.take(status, pa.array(order_index))

@@ -8,7 +8,6 @@ caps how many compactions run at once (set its limit on the instance: ``concurre
 files are deleted by ``compaction_cleanup`` once their grace period has passed.
 """
 
-
 import dagster as dg
 from pydantic import Field
 
@@ -21,7 +20,9 @@ POOL = "compaction"
 class CompactionConfig(dg.Config):
     row_group_rows: int = Field(default=1_000_000, description="rows per re-chunked output row group")
     target_file_rows: int = Field(default=8_000_000, description="rows per output file (at most)")
-    lease_ttl_s: float = Field(default=900.0, description="a crashed run blocks the dataset this long at most")
+    lease_ttl_s: float = Field(
+        default=900.0, description="a crashed run blocks the dataset this long at most"
+    )
     force: bool = Field(default=False, description="rewrite files the policy calls healthy too")
 
 
@@ -49,7 +50,9 @@ def compacted_dataset(
         lease_ttl_s=config.lease_ttl_s,
         force=config.force,
     )
-    compactor = Compactor(cat, settings, storage_factory=catalog.storage_for, owner=f"dagster:{context.run_id}")
+    compactor = Compactor(
+        cat, settings, storage_factory=catalog.storage_for, owner=f"dagster:{context.run.run_id}"
+    )
     try:
         result = compactor.run(context.partition_key)
     except CompactionError as exc:  # bad input or failed verification: retrying cannot help
@@ -81,7 +84,8 @@ def compacted_dataset(
 
 
 compaction_job = dg.define_asset_job(
-    COMPACTION_JOB, selection=[compacted_dataset], partitions_def=DATASETS,
+    COMPACTION_JOB,
+    selection=[compacted_dataset],
     description="Compact one dataset (one partition of 'datasets').",
 )
 
@@ -109,15 +113,19 @@ def compaction_sweep(context: dg.ScheduleEvaluationContext, catalog: CatalogReso
     if missing:
         context.instance.add_dynamic_partitions(DATASETS.name, missing)
     return [
-        dg.RunRequest(run_key=f"{d.name}:{d.generation}", partition_key=d.name,
-                      tags={"parquetry/generation": str(d.generation)})
+        dg.RunRequest(
+            run_key=f"{d.name}:{d.generation}",
+            partition_key=d.name,
+            tags={"parquetry/generation": str(d.generation)},
+        )
         for d in flagged
     ]
 
 
 @dg.op(description="Delete files compaction retired more than grace_s ago, and uncommitted outputs.")
-def cleanup_retired_files(context: dg.OpExecutionContext, config: CleanupConfig, catalog: CatalogResource
-                          ) -> None:
+def cleanup_retired_files(
+    context: dg.OpExecutionContext, config: CleanupConfig, catalog: CatalogResource
+) -> None:
     from parquetry.compact import cleanup
 
     cat = catalog.get_catalog()

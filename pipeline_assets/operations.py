@@ -12,17 +12,22 @@ table spec to ``config/tables.yaml`` adds it to the schedule without touching th
 - ``demo_job``: every unpartitioned asset; ``python -m pipeline_assets.demo`` materializes the
   partitioned ones partition by partition.
 
+Every ``postgres/parquet/<name>`` asset also gets the generic checks of ``pipeline_assets.checks``:
+its row count against the source (per daily partition), an unchanged schema, and DuckDB readability.
+
 The compaction sweep (02:00 UTC) is defined with the compaction assets.
 """
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import dagster as dg
 
 from pipeline_assets import compaction, postgres_tables, stdf_files
+from pipeline_assets.checks import standard_checks
 
 POSTGRES_GROUP = "postgres"
 DEFAULT_EXTRACT_CRON = "0 1 * * *"
@@ -155,6 +160,57 @@ def build_operations(
     return jobs, schedules
 
 
+def source_row_count(spec: Any) -> Any:
+    """A ``(context, partition_key) -> rows`` counter of the source rows a table spec extracts.
+
+    It counts with the same filters as the extraction (``where`` and the day's window), at check time:
+    on a table that is still written to, compare closed days only.
+    """
+
+    def count(context: dg.AssetCheckExecutionContext, partition: str | None) -> int:
+        import psycopg
+        from psycopg import sql
+
+        from parquetry.extract.plan import day_window, filters
+        from parquetry.extract.spec import split_relation
+
+        if spec.relation is not None:
+            schema, table = split_relation(spec.relation)
+            source = sql.Identifier(schema, table) if schema else sql.Identifier(table)
+        else:
+            source = sql.SQL("({}) AS q").format(sql.SQL(spec.query))  # trusted config text
+        conditions = filters(spec, day_window(partition) if partition else None)
+        where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+        query = sql.SQL("SELECT count(*) FROM {}{}").format(source, where)
+        with psycopg.connect(context.resources.postgres.dsn, autocommit=True) as conn:
+            row = conn.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+    return count
+
+
+def build_postgres_checks(specs: Sequence[Any]) -> list[dg.AssetChecksDefinition]:
+    """Row count, schema and DuckDB checks for each table spec's Parquet asset."""
+    made: list[dg.AssetChecksDefinition] = []
+    with warnings.catch_warnings():
+        # Partitioned asset checks are a Dagster preview feature; the warning says nothing actionable.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        for spec in specs:
+            made.extend(
+                standard_checks(
+                    postgres_tables.parquet_key(spec.name),
+                    source_count=source_row_count(spec),
+                    partitions_def=postgres_tables.partitions_for(spec),
+                    required_resource_keys={"postgres"},
+                )
+            )
+    return made
+
+
 _jobs, _schedules = build_operations([postgres_tables.defs, stdf_files.defs, compaction.defs])
 
-defs = dg.Definitions(jobs=_jobs, schedules=_schedules)
+defs = dg.Definitions(
+    jobs=_jobs,
+    schedules=_schedules,
+    asset_checks=build_postgres_checks(getattr(postgres_tables, "TABLE_SPECS", [])),
+)

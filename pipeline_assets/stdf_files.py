@@ -38,6 +38,7 @@ def _registrar(catalog_resource: Any, storage: Any) -> Any:
 
     getter = getattr(catalog_resource, "get_catalog", None)
     catalog = getter() if callable(getter) else catalog_resource
+    catalog.migrate()  # idempotent and concurrent-safe; the first ingestion may precede any compaction
     return catalog_registrar(catalog, storage)
 
 

@@ -7,7 +7,6 @@ returns nothing. A dataset that changes again (a new generation) is requested ag
 partition of the dynamic partitions definition ``datasets``, added here on first sight.
 """
 
-
 import json
 
 import dagster as dg
@@ -45,8 +44,11 @@ def compaction_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResou
         requested[d.name] = d.generation
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f"{d.name}:{d.generation}", partition_key=d.name,
-                          tags={"parquetry/generation": str(d.generation)})
+            dg.RunRequest(
+                run_key=f"{d.name}:{d.generation}",
+                partition_key=d.name,
+                tags={"parquetry/generation": str(d.generation)},
+            )
             for d in fresh
         ],
         dynamic_partitions_requests=[DATASETS.build_add_request(new_partitions)] if new_partitions else [],

@@ -122,7 +122,8 @@ class Compactor:
             snapshot = self.catalog.snapshot(dataset)
             storage = self.storage_factory(snapshot.storage_uri)
             by_path = {f.path: f for f in snapshot.files}
-            plan_inputs = self._plan_inputs(storage, snapshot.files)
+            schemas: dict[str, pa.Schema] = {}
+            plan_inputs = self._plan_inputs(storage, snapshot.files, schemas)
             plan = plan_compaction(plan_inputs, self.plan_config(), self._healthy_predicate(by_path))
             before = _totals(snapshot.files)
             if plan.empty:
@@ -139,7 +140,7 @@ class Compactor:
                     rows_rewritten=0,
                     duration_s=time.perf_counter() - started,
                 )
-            target = self._merged_schema(storage, plan)
+            target = self._merged_schema(storage, plan, schemas)
             input_digest = RowDigest()
             reader = _RowGroupReader(storage, plan, target, input_digest)
             try:
@@ -147,10 +148,13 @@ class Compactor:
                     published.append(self._write(storage, planned, reader, target))
                     self.catalog.renew_lease(dataset, lease.token, self.settings.lease_ttl_s)
                 reader.finish()
+                input_digest.flush()
             finally:
                 reader.close()
+            try:
+                verification = self._verify(storage, plan, published, input_digest, by_path)
+            finally:
                 input_digest.close()
-            verification = self._verify(storage, plan, published, input_digest, by_path)
             fault_point("after_outputs")
             inputs = [by_path[f.path] for f in plan.inputs]
             generation = self.catalog.commit_compaction(
@@ -206,7 +210,9 @@ class Compactor:
 
         return healthy
 
-    def _plan_inputs(self, storage: Storage, files: Sequence[LiveFile]) -> list[PlanInput]:
+    def _plan_inputs(
+        self, storage: Storage, files: Sequence[LiveFile], schemas: dict[str, pa.Schema]
+    ) -> list[PlanInput]:
         """Footers of the files that may be rewritten (healthy ones need only the catalog's numbers)."""
         policy = self.catalog.policy
         out = []
@@ -214,7 +220,9 @@ class Compactor:
             if not self.settings.force and policy.file_is_healthy(f.bytes, f.rows, f.row_groups):
                 out.append(PlanInput(f.path, f.etag, f.bytes, (f.rows,)))
                 continue
-            metadata = _read_footer(storage, f.path).metadata
+            with _read_footer(storage, f.path) as pf:
+                metadata = pf.metadata
+                schemas[f.path] = pf.schema_arrow
             sizes = tuple(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
             if sum(sizes) != f.rows:
                 raise CompactionError(
@@ -223,10 +231,9 @@ class Compactor:
             out.append(PlanInput(f.path, f.etag, f.bytes, sizes))
         return out
 
-    def _merged_schema(self, storage: Storage, plan: Plan) -> pa.Schema:
-        schemas = [(storage.uri(f.path), _read_footer(storage, f.path).schema_arrow) for f in plan.inputs]
+    def _merged_schema(self, storage: Storage, plan: Plan, schemas: dict[str, pa.Schema]) -> pa.Schema:
         try:
-            return merge_schemas(schemas)
+            return merge_schemas([(storage.uri(f.path), schemas[f.path]) for f in plan.inputs])
         except SchemaMergeError as exc:
             raise CompactionError(str(exc)) from exc
 
@@ -261,6 +268,7 @@ class Compactor:
                         output_digest.update(pf.read_row_group(r))
                 finally:
                     pf.close()
+            output_digest.flush()
         finally:
             output_digest.close()
         problems = input_digest.differences(output_digest)
@@ -344,8 +352,11 @@ class _RowGroupReader:
 
 def _read_footer(storage: Storage, path: str) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(storage.fs.open_input_file(path), coerce_int96_timestamp_unit="us",
-                              page_checksum_verification=True)
+        return pq.ParquetFile(
+            storage.fs.open_input_file(path),
+            coerce_int96_timestamp_unit="us",
+            page_checksum_verification=True,
+        )
     except (OSError, pa.ArrowException) as exc:
         raise CompactionError(f"{storage.uri(path)}: not a readable Parquet file: {exc}") from exc
 

@@ -26,9 +26,25 @@ class RowDigest:
     hash_sum: int = 0
     hash_xor: int = 0
     null_counts: dict[str, int] = field(default_factory=dict)
+    flush_rows: int = 1 << 20  # hash in batches of about this many rows: one DuckDB call per batch
     _con: Any = field(default=None, repr=False, compare=False)
+    _pending: list[pa.Table] = field(default_factory=list, repr=False, compare=False)
+    _pending_rows: int = field(default=0, repr=False, compare=False)
 
     def update(self, table: pa.Table) -> None:
+        """Add ``table``'s rows. Small tables are buffered (they share memory with the caller's data)."""
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        self._hash(pending[0] if len(pending) == 1 else pa.concat_tables(pending))
+
+    def _hash(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             for name in table.column_names:
                 self.null_counts.setdefault(name, 0)
@@ -53,11 +69,13 @@ class RowDigest:
             self.null_counts[name] = self.null_counts.get(name, 0) + column.null_count
 
     def close(self) -> None:
+        self._pending, self._pending_rows = [], 0
         if self._con is not None:
             self._con.close()
             self._con = None
 
     def as_dict(self) -> dict[str, Any]:
+        self.flush()
         return {
             "rows": self.rows,
             "hash_sum": f"{self.hash_sum:016x}",
@@ -67,6 +85,8 @@ class RowDigest:
 
     def differences(self, other: RowDigest) -> list[str]:
         """What differs between two digests (empty when they match)."""
+        self.flush()
+        other.flush()
         problems = []
         if self.rows != other.rows:
             problems.append(f"rows {self.rows} != {other.rows}")

@@ -266,7 +266,8 @@ class SocketCopyReader:
                 else:
                     return copied  # one row larger than a chunk: the Python path writes it
             elif status == OUT_FULL:
-                continue
+                if not nbytes:  # cannot happen while out is as large as buf; never spin
+                    self.out = np.empty(self.buf.shape[0] * 2, dtype=np.uint8)
             elif status == OTHER:
                 return copied
 

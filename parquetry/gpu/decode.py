@@ -80,6 +80,7 @@ class DeviceColumn:
     validity: Any = None  # uint8 device array, LSB-first bitmap
     data: Any = None  # uint8/uint32/int32 device array in Arrow's value layout
     offsets: Any = None  # int32/int64 device array (variable-width columns)
+    byte_values: Any = None  # booleans one byte each (cuDF's BOOL8 layout), besides the Arrow bits
     host_array: pa.Array | None = None  # set instead of the buffers for CPU-decoded columns
 
 
@@ -158,6 +159,14 @@ def parse_header(head: bytes, size: int, source: str) -> int:
     if size < HEADER_FIXED + ext:
         raise _error("stream ends inside the header extension", source=source, offset=size)
     return HEADER_FIXED + ext
+
+
+_STRUCT_REASONS = {
+    1: "field count differs from the number of columns",
+    2: "negative field length other than -1",
+    3: "stream ends inside a row (truncated)",
+    4: "trailer before the end of the stream",
+}
 
 
 def describe_bad_rows(tail: bytes, base: int, stream_end: int, row: int, columns: Sequence, source: str):
@@ -383,6 +392,7 @@ def _decode_column(k, cuda, plan: ColumnPlan, buf, pos, lens, nrows: int, err, o
             k.bool_kernel[grid](buf, pos, lens, values, err, c)
             k.pack_bits_kernel[_grid((nrows + 7) // 8, opts.threads)](values[:nrows], bits)
         col.data = bits
+        col.byte_values = values
     elif plan.kernel == K_SWAP:
         out = cuda.device_array(n1 * plan.width, np.uint8)
         if nrows:

@@ -527,17 +527,6 @@ def _mul_add(acc, m, a):
     return c
 
 
-@cuda.jit(device=True, inline=True)
-def _divmod10(acc):
-    rem = 0
-    for j in range(4):
-        i = 3 - j
-        t = rem * TWO32 + acc[i]
-        acc[i] = t // 10
-        rem = t % 10
-    return rem
-
-
 @cuda.jit
 def numeric_kernel(buf, pos, lens, scale, bound, out, err, col):
     """PostgreSQL numeric (base-10000 digits) -> decimal128(precision, scale) as 4 little-endian words.
@@ -576,24 +565,38 @@ def numeric_kernel(buf, pos, lens, scale, bound, out, err, col):
     acc = cuda.local.array(4, np.int64)
     for i in range(4):
         acc[i] = 0
+    # Digit i is worth d * 10**e in units of the decimal's last place, e = 4 * (weight - i) + scale.
+    # Digits are folded in from the top; a digit reaching below the scale must have zeros there.
+    e = 0
     for i in range(nd):
         d = be16s(buf, p + 8 + 2 * i)
         if d < 0 or d > 9999:
             cuda.atomic.min(err, col, r * 16 + E_NUMERIC_DIGIT)
             return
-        if _mul_add(acc, 10000, d) != 0:
+        e = 4 * (weight - i) + scale
+        m = 10000
+        if e <= -4:
+            if d != 0:
+                cuda.atomic.min(err, col, r * 16 + E_NUMERIC_SCALE)
+                return
+            continue
+        if e < 0:
+            q = 10
+            m = 1000
+            for _j in range(-e - 1):
+                q *= 10
+                m //= 10
+            if d % q != 0:
+                cuda.atomic.min(err, col, r * 16 + E_NUMERIC_SCALE)
+                return
+            d //= q
+        if _mul_add(acc, m, d) != 0:
             cuda.atomic.min(err, col, r * 16 + E_NUMERIC_PRECISION)
             return
-    k = 4 * (weight - nd + 1) + scale
-    if nd > 0 and k > 0:
-        for _i in range(k):
+    if nd > 0 and e > 0:  # the last digit's units place is above the decimal's last place
+        for _i in range(e):
             if _mul_add(acc, 10, 0) != 0:
                 cuda.atomic.min(err, col, r * 16 + E_NUMERIC_PRECISION)
-                return
-    elif nd > 0 and k < 0:
-        for _i in range(-k):
-            if _divmod10(acc) != 0:
-                cuda.atomic.min(err, col, r * 16 + E_NUMERIC_SCALE)
                 return
     # magnitude < 10**precision, compared limb by limb from the top
     for j in range(4):

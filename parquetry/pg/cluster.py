@@ -299,6 +299,11 @@ class PostgresCluster:
         """
         if self._started:
             return self
+        if self.port is not None and port_in_use(self.port):
+            raise ClusterError(
+                f"port {self.port} on 127.0.0.1 is already in use; pick another port or leave it unset "
+                "to get a free one"
+            )
         if self.base_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="parquetry-pg-")
             self.base_dir = Path(self._tmp.name)

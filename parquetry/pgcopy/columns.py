@@ -161,6 +161,7 @@ def _date(buf, offs, lens, t, ctx):
     # +-infinity (INT32 max/min in PostgreSQL) keep the extreme date32 values; no finite date reaches them.
     out[days == INT32_MAX] = INT32_MAX
     out[days == INT32_MIN] = INT32_MIN
+    out[lens < 0] = 0
     return _primitive(pa.date32(), out.astype(np.int32), lens)
 
 
@@ -177,7 +178,7 @@ def _timestamp(buf, offs, lens, t, ctx):
             bad,
             offs,
         )
-    out = np.where(pos_inf | neg_inf, us, us + PG_EPOCH_US)
+    out = np.where(pos_inf | neg_inf | (lens < 0), us, us + PG_EPOCH_US)
     return _primitive(arrow_type(t), out, lens)
 
 

@@ -162,18 +162,26 @@ def describe_query(conn: psycopg.Connection, query: sql.Composable | str) -> lis
     ]
     if not fields:
         return []
+    # RowDescription reports a domain column as its base type; a column taken straight from a table
+    # gets the table column's domain back (and its declared array dimensions).
     info = conn.execute(
         """
-        SELECT format_type(u.typ, u.mod),
-               (SELECT a.attndims FROM pg_attribute a WHERE a.attrelid = u.tab AND a.attnum = u.col)
+        SELECT dom.oid, a.atttypmod, a.attndims, format_type(
+                   coalesce(dom.oid, u.typ), CASE WHEN dom.oid IS NULL THEN u.mod ELSE a.atttypmod END)
         FROM unnest(%s::oid[], %s::int[], %s::oid[], %s::int[]) WITH ORDINALITY AS u(typ, mod, tab, col, i)
+        LEFT JOIN pg_attribute a ON a.attrelid = u.tab AND a.attnum = u.col AND u.col > 0
+        LEFT JOIN pg_type dom ON dom.oid = a.atttypid AND dom.typtype = 'd' AND a.atttypid <> u.typ
         ORDER BY u.i
         """,
         ([f[1] for f in fields], [f[2] for f in fields], [f[3] for f in fields], [f[4] for f in fields]),
     ).fetchall()
     resolver = _Resolver(conn, "")
     columns = []
-    for (name, oid, typmod, _, _), (type_name, attndims) in zip(fields, info, strict=True):
+    for (name, oid, typmod, _, _), (domain, domain_typmod, attndims, type_name) in zip(
+        fields, info, strict=True
+    ):
+        if domain is not None:
+            oid, typmod = domain, domain_typmod
         columns.append(resolver.column(name, oid, typmod, max(1, attndims or 0), type_name))
     return columns
 

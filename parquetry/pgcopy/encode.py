@@ -203,7 +203,8 @@ def _k_numeric_digits(
     """Base-10000 digits of two's-complement little-endian 32-bit-limb integers scaled by 10**-scale.
 
     Returns (digits (n, max_groups) most significant first, digit count, weight, negative flag),
-    trailing zero digits stripped as PostgreSQL stores them.
+    trailing zero digits stripped as PostgreSQL stores them. Values that fit 53 bits (nearly all
+    money-like data) take a short path on one int64; the rest go through decimal long division.
     """
     n = limbs.shape[0]
     nl = limbs.shape[1]
@@ -213,60 +214,86 @@ def _k_numeric_digits(
     negative = np.zeros(n, np.bool_)
     work = np.empty(nl, np.int64)
     dec = np.zeros(max_dec + 4, np.int64)
+    grp = np.zeros(max_groups + 1, np.int64)  # least significant group first
     if scale >= 0:
         shift = (4 - scale % 4) % 4
         frac_groups = (scale + shift) // 4
     else:
         shift = -scale
         frac_groups = 0
+    pow_shift = 1
+    for _ in range(min(shift, 4)):
+        pow_shift *= 10
     for i in range(n):
         if not valid[i]:
             continue
         neg = (limbs[i, nl - 1] >> 31) & 1
-        if neg:
-            carry = 1
-            for k in range(nl):
-                v = (0xFFFFFFFF - limbs[i, k]) + carry
-                work[k] = v & 0xFFFFFFFF
-                carry = v >> 32
-        else:
-            for k in range(nl):
-                work[k] = limbs[i, k]
-        nonzero = False
-        for k in range(nl):
-            if work[k] != 0:
-                nonzero = True
-        if not nonzero:
-            continue
-        m = 0
-        for _ in range(shift):
-            dec[m] = 0
-            m += 1
-        while nonzero:
-            rem = 0
-            for k in range(nl - 1, -1, -1):
-                cur = (rem << 32) | work[k]
-                work[k] = cur // 1000000000
-                rem = cur % 1000000000
-            for _ in range(9):
-                dec[m] = rem % 10
-                rem //= 10
-                m += 1
+        fill = 0xFFFFFFFF if neg else 0
+        small = shift <= 3 and ((limbs[i, 1] >> 31) & 1) == neg
+        for k in range(2, nl):
+            if limbs[i, k] != fill:
+                small = False
+        g_total = 0
+        if small:
+            v = (limbs[i, 1] << 32) | limbs[i, 0]  # wraps to the signed 64-bit value
+            if neg:
+                v = -v  # -2**63 stays negative and takes the long path
+            if v == 0:
+                continue
+            if 0 < v < (1 << 53):
+                v *= pow_shift
+                while v > 0:
+                    grp[g_total] = v % 10000
+                    v //= 10000
+                    g_total += 1
+            else:
+                small = False
+        if not small:
+            if neg:
+                carry = 1
+                for k in range(nl):
+                    w = (0xFFFFFFFF - limbs[i, k]) + carry
+                    work[k] = w & 0xFFFFFFFF
+                    carry = w >> 32
+            else:
+                for k in range(nl):
+                    work[k] = limbs[i, k]
             nonzero = False
             for k in range(nl):
                 if work[k] != 0:
                     nonzero = True
-        while m > 0 and dec[m - 1] == 0:
-            m -= 1
-        for k in range(m, m + 4):
-            dec[k] = 0
-        g_total = (m + 3) // 4
+            if not nonzero:
+                continue
+            m = 0
+            for _ in range(shift):
+                dec[m] = 0
+                m += 1
+            while nonzero:
+                rem = 0
+                for k in range(nl - 1, -1, -1):
+                    cur = (rem << 32) | work[k]
+                    work[k] = cur // 1000000000
+                    rem = cur % 1000000000
+                for _ in range(9):
+                    dec[m] = rem % 10
+                    rem //= 10
+                    m += 1
+                nonzero = False
+                for k in range(nl):
+                    if work[k] != 0:
+                        nonzero = True
+            while m > 0 and dec[m - 1] == 0:
+                m -= 1
+            for k in range(m, m + 4):
+                dec[k] = 0
+            g_total = (m + 3) // 4
+            for g in range(g_total):
+                grp[g] = dec[4 * g] + 10 * dec[4 * g + 1] + 100 * dec[4 * g + 2] + 1000 * dec[4 * g + 3]
         lowest = 0
-        while dec[4 * lowest] + dec[4 * lowest + 1] + dec[4 * lowest + 2] + dec[4 * lowest + 3] == 0:
+        while grp[lowest] == 0:
             lowest += 1
         for g in range(g_total - 1, lowest - 1, -1):
-            val = dec[4 * g] + 10 * dec[4 * g + 1] + 100 * dec[4 * g + 2] + 1000 * dec[4 * g + 3]
-            digits[i, g_total - 1 - g] = val
+            digits[i, g_total - 1 - g] = grp[g]
         ngroups[i] = g_total - lowest
         weights[i] = g_total - 1 - frac_groups
         negative[i] = neg == 1
@@ -366,7 +393,7 @@ def _first_bad_row(mask: np.ndarray, row0: int) -> int:
 
 
 def _unwrap(arr: pa.Array) -> pa.Array:
-    if isinstance(arr.type, pa.ExtensionType):
+    if isinstance(arr.type, pa.BaseExtensionType):
         arr = arr.storage
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()

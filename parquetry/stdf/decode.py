@@ -18,7 +18,10 @@ _FIXED = {
 }  # fmt: skip
 _UF = {1: "B", 2: "H", 4: "I", 8: "Q"}
 # GDR generic data type codes -> field type
-VN_TYPES = {0: "B0", 1: "U1", 2: "U2", 3: "U4", 4: "I1", 5: "I2", 6: "I4", 7: "R4", 8: "R8", 10: "Cn", 11: "Bn", 12: "Dn", 13: "N1"}  # fmt: skip
+VN_TYPES = {
+    0: "B0", 1: "U1", 2: "U2", 3: "U4", 4: "I1", 5: "I2", 6: "I4", 7: "R4", 8: "R8",
+    10: "Cn", 11: "Bn", 12: "Dn", 13: "N1",
+}  # fmt: skip
 
 
 class _Short(Exception):

@@ -85,7 +85,9 @@ def open_stream(source: str | Path | BinaryIO) -> tuple[BinaryIO, str, str, list
         zf = zipfile.ZipFile(stream)
         members = [i for i in zf.infolist() if not i.is_dir()]
         if len(members) != 1:
-            raise StdfFormatError(0, name, 0, f"zip archive holds {len(members)} files; expected one STDF file")
+            raise StdfFormatError(
+                0, name, 0, f"zip archive holds {len(members)} files; expected one STDF file"
+            )
         out = zf.open(members[0])  # type: ignore[assignment]
         closers[:0] = [out, zf]
         return out, f"{name}!{members[0].filename}", "zip", closers
@@ -99,7 +101,9 @@ def byte_order_from_far(head: bytes, name: str) -> tuple[bool, int, int]:
     whatever CPU_TYPE claims; CPU_TYPE is reported, and a contradiction becomes a warning upstream.
     """
     if len(head) < 6:
-        raise StdfFormatError(len(head), name, 0, f"stream ends after {len(head)} bytes, before a complete FAR")
+        raise StdfFormatError(
+            len(head), name, 0, f"stream ends after {len(head)} bytes, before a complete FAR"
+        )
     if head[2] != 0 or head[3] != 10:
         raise StdfFormatError(
             0, name, 0, f"first record is type {head[2]}/{head[3]}, not a FAR (0/10): not an STDF file"

@@ -65,7 +65,8 @@ TI_COUNT = 21
 TI_HEAD = 22
 TI_SITE = 23
 TI_VALID = 24  # bit i: float column i valid
-N_TI = 25
+TI_NEXT = 25  # the test that followed this one last time on the same head/site (-1: none yet)
+N_TI = 26
 NOSCAL = 1000
 
 # Test float columns (T_F[col, test]).
@@ -175,9 +176,7 @@ def _hash(kind, num, buf, off, ln):
     return h
 
 
-def _find_or_add(
-    kind, num, buf, name_off, name_len, rec, head, site, T_I, h_full, h_num, pool, st
-):
+def _find_or_add(kind, num, buf, name_off, name_len, rec, head, site, T_I, h_full, h_num, pool, st):
     """Return the test id for (kind, num, name); -1 when a new test needs room first.
 
     name_len < 1 means "no name": the first test defined with (kind, num) is used (or created).
@@ -233,7 +232,11 @@ def _find_or_add(
         if t2 >= 0:
             return t2
         n = st[S_TESTS]
-        if n >= T_I.shape[1] or st[S_POOL] + SENTINEL_NAME_ROOM > pool.shape[0] or 2 * (n + 1) > h_full.shape[0]:
+        if (
+            n >= T_I.shape[1]
+            or st[S_POOL] + SENTINEL_NAME_ROOM > pool.shape[0]
+            or 2 * (n + 1) > h_full.shape[0]
+        ):
             return -1
         tid = n
         st[S_TESTS] = n + 1
@@ -257,6 +260,42 @@ def _find_or_add(
     T_I[TI_INDX_OFF, tid] = 0
     T_I[TI_INDX_LEN, tid] = -1
     T_I[TI_VALID, tid] = 0
+    T_I[TI_NEXT, tid] = -1
+    return tid
+
+
+def _lookup(kind, num, buf, name_off, name_len, rec, head, site, hs, T_I, h_full, h_num, pool, st, last_test):
+    """Test id of a result; first tries the test that followed the previous one on this head/site.
+
+    Test programs run their tests in the same order part after part, so the guess is nearly always
+    right and costs one byte comparison of the name instead of hashing it; a wrong guess falls back
+    to the hash table. Either way the answer is exact.
+    """
+    prev = last_test[hs]
+    tid = np.int64(-1)
+    if name_len >= 1 and prev >= 0:
+        cand = T_I[TI_NEXT, prev]
+        if (
+            cand >= 0
+            and T_I[TI_NUM, cand] == num
+            and T_I[TI_KIND, cand] == kind
+            and T_I[TI_NAME_LEN, cand] == name_len
+        ):
+            po = T_I[TI_NAME_OFF, cand]
+            same = True
+            for j in range(name_len):
+                if pool[po + j] != buf[name_off + j]:
+                    same = False
+                    break
+            if same:
+                tid = cand
+    if tid < 0:
+        tid = _find_or_add(kind, num, buf, name_off, name_len, rec, head, site, T_I, h_full, h_num, pool, st)
+        if tid < 0:
+            return tid
+    if prev >= 0:
+        T_I[TI_NEXT, prev] = tid
+    last_test[hs] = tid
     return tid
 
 
@@ -285,9 +324,27 @@ def _f4(buf, p, big, tmp):
 
 
 def _decode_impl(
-    buf, offs, lens, codes, start, nrec, big, rec_base,
-    st, open_part, open_pir, T_I, T_F, h_full, h_num, pool, ipool,
-    R_I, R_F, P_I,
+    buf,
+    offs,
+    lens,
+    codes,
+    start,
+    nrec,
+    big,
+    rec_base,
+    st,
+    open_part,
+    open_pir,
+    last_test,
+    T_I,
+    T_F,
+    h_full,
+    h_num,
+    pool,
+    ipool,
+    R_I,
+    R_F,
+    P_I,
 ):
     tmp = np.zeros(1, np.uint32)
     tmpf = tmp.view(np.float32)
@@ -296,7 +353,7 @@ def _decode_impl(
         p0 = offs[i] + 4
         end = p0 + lens[i]
         rec = rec_base + i
-        if code == C_PTR or code == C_MPR or code == C_FTR:
+        if code == C_PTR or code == C_MPR or code == C_FTR:  # noqa: SIM109 - plain compares for numba
             if end - p0 < 6:
                 st[S_SHORT] += 1
                 continue
@@ -326,7 +383,9 @@ def _decode_impl(
                 a_off, a_len, p = _cn(buf, p, end)
                 if t_len == -2 or a_len == -2:
                     st[S_PARTIAL] += 1
-                tid = _find_or_add(kind, num, buf, t_off, t_len, rec, head, site, T_I, h_full, h_num, pool, st)
+                tid = _lookup(
+                    kind, num, buf, t_off, t_len, rec, head, site, hs, T_I, h_full, h_num, pool, st, last_test
+                )
                 if tid < 0:
                     return i, NEED_ROOM
                 opt = np.int64(-1)
@@ -341,8 +400,22 @@ def _decode_impl(
                 first = T_I[TI_COUNT, tid] == 0 and T_I[TI_FIRST_REC, tid] == rec
                 if first:
                     _set_defaults(
-                        buf, big, tmp, tmpf, tid, opt, p_rs, p_lo, p_hi, p_after, end, True,
-                        T_I, T_F, pool, st,
+                        buf,
+                        big,
+                        tmp,
+                        tmpf,
+                        tid,
+                        opt,
+                        p_rs,
+                        p_lo,
+                        p_hi,
+                        p_after,
+                        end,
+                        True,
+                        T_I,
+                        T_F,
+                        pool,
+                        st,
                     )
                 r = st[S_NRES]
                 st[S_NRES] = r + 1
@@ -373,7 +446,9 @@ def _decode_impl(
                 a_off, a_len, p = _cn(buf, p, end)
                 if t_len == -2 or a_len == -2:
                     st[S_PARTIAL] += 1
-                tid = _find_or_add(kind, num, buf, t_off, t_len, rec, head, site, T_I, h_full, h_num, pool, st)
+                tid = _lookup(
+                    kind, num, buf, t_off, t_len, rec, head, site, hs, T_I, h_full, h_num, pool, st, last_test
+                )
                 if tid < 0:
                     return i, NEED_ROOM
                 opt = np.int64(-1)
@@ -393,8 +468,22 @@ def _decode_impl(
                         # roll back is unnecessary: the test exists; only its defaults wait for room
                         return i, NEED_ROOM
                     _set_defaults(
-                        buf, big, tmp, tmpf, tid, opt, p_rs, p_lo, p_hi, p_after, end, False,
-                        T_I, T_F, pool, st,
+                        buf,
+                        big,
+                        tmp,
+                        tmpf,
+                        tid,
+                        opt,
+                        p_rs,
+                        p_lo,
+                        p_hi,
+                        p_after,
+                        end,
+                        False,
+                        T_I,
+                        T_F,
+                        pool,
+                        st,
                     )
                     if opt >= 0 and (opt & 2) == 0 and p_in + 8 <= end:
                         _f4(buf, p_in, big, tmp)
@@ -464,7 +553,9 @@ def _decode_impl(
                     a_off, a_len, p = _cn(buf, p, end)
                     if t_len == -2 or a_len == -2:
                         st[S_PARTIAL] += 1
-                tid = _find_or_add(kind, num, buf, t_off, t_len, rec, head, site, T_I, h_full, h_num, pool, st)
+                tid = _lookup(
+                    kind, num, buf, t_off, t_len, rec, head, site, hs, T_I, h_full, h_num, pool, st, last_test
+                )
                 if tid < 0:
                     return i, NEED_ROOM
                 if T_I[TI_COUNT, tid] == 0 and T_I[TI_FIRST_REC, tid] == rec and p0 + 8 <= end:
@@ -695,10 +786,11 @@ def kernels():
 
         g = globals()
         opts = {"cache": True, "nogil": True}
-        for name in ("_u2", "_u4", "_i2", "_i4", "_i1", "_hash", "_cn", "_f4", "_store_str"):
+        # Everything is inlined into the one kernel: a call that passes arrays costs reference-count
+        # updates per array, which at one call per record would dominate the decode time.
+        for name in ("_u2", "_u4", "_i2", "_i4", "_i1", "_hash", "_cn", "_f4", "_store_str", "_find_or_add", "_lookup",
+                     "_set_defaults", "_limits"):  # fmt: skip
             g[name] = numba.njit(inline="always", **opts)(g[name])
-        for name in ("_find_or_add", "_set_defaults", "_limits"):
-            g[name] = numba.njit(**opts)(g[name])
         _jit["decode"] = numba.njit(**opts)(_decode_impl)
         _jit["gather"] = numba.njit(**opts)(_gather_impl)
     return _jit["decode"], _jit["gather"]
@@ -711,6 +803,7 @@ class HotState:
         self.st = np.zeros(N_STATE, np.int64)
         self.open_part = np.full(65536, -1, np.int64)
         self.open_pir = np.full(65536, -1, np.int64)
+        self.last_test = np.full(65536, -1, np.int64)
         self.T_I = np.zeros((N_TI, tests), np.int64)
         self.T_F = np.zeros((N_TF, tests), np.float32)
         self.h_full = np.zeros(4 * tests, np.int64)

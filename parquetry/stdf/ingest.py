@@ -63,17 +63,14 @@ def partition_value(raw: str | None, max_len: int = 100) -> str:
     """A MIR string as a safe Hive partition value.
 
     Runs of characters other than ``A-Z a-z 0-9 . _ + -`` become one ``_`` (so ``/``, ``=``, spaces
-    and control characters can never split or fake a path level); a leading dot becomes ``_``; the
-    result is cut to ``max_len``. Empty or missing values read ``unknown``.
+    and control characters can never split or fake a path level); leading dots and underscores and
+    trailing underscores are dropped (no hidden or ``..`` names); the result is cut to ``max_len``.
+    Empty or missing values read ``unknown``.
     """
     if raw is None:
         return UNKNOWN
-    value = _SAFE.sub("_", raw.strip()).strip("_")
-    if not value:
-        return UNKNOWN
-    if value.startswith("."):
-        value = "_" + value[1:]
-    return value[:max_len]
+    value = _SAFE.sub("_", raw.strip()).lstrip("._").rstrip("_")[:max_len]
+    return value or UNKNOWN
 
 
 @dataclass
@@ -240,48 +237,21 @@ class _TableSink:
 # -- the ingestion ----------------------------------------------------------------------------------------
 
 
-class _Remote:
-    """A remote file opened through fsspec (local files are handed to the parser by path)."""
+def _open_source(source: str | Path, storage_options: dict[str, Any] | None) -> tuple[Any, Any, int]:
+    """(what the parser reads, what to close afterwards, size in bytes) for a local path or a URL.
 
-    def __init__(self, fh: Any) -> None:
-        self.fh = fh
-
-    def read(self, n: int = -1) -> bytes:
-        return self.fh.read(n)
-
-    def seekable(self) -> bool:
-        return self.fh.seekable()
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        return self.fh.seek(pos, whence)
-
-    def tell(self) -> int:
-        return self.fh.tell()
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-class _Local:
-    def __init__(self, path: Path) -> None:
-        self.name = str(path)
-
-    def close(self) -> None:
-        pass
-
-
-def _open_source(source: str | Path, storage_options: dict[str, Any] | None) -> tuple[_Remote | _Local, int]:
-    """(handle, size in bytes) for a local path or an fsspec URL."""
+    Local files go to the parser by path; remote ones as an fsspec file object (seekable, buffered)."""
     text = str(source)
     if "://" not in text or text.startswith("file://"):
         local = Path(text.removeprefix("file://"))
-        return _Local(local), local.stat().st_size
+        return str(local), None, local.stat().st_size
     import fsspec
 
     from parquetry.stdf.landing import landing_options
 
     fs, path = fsspec.core.url_to_fs(text, **landing_options(text, storage_options))
-    return _Remote(fs.open(path, "rb", block_size=8 << 20)), int(fs.size(path))
+    fh = fs.open(path, "rb", block_size=8 << 20)
+    return fh, fh, int(fs.size(path))
 
 
 def _mir_partition(files_batches: Sequence[pa.RecordBatch]) -> dict[str, str]:
@@ -338,7 +308,7 @@ def ingest_stdf_file(
     sinks: dict[str, _TableSink] = {}
     files_batches: list[pa.RecordBatch] = []
     parse_error: BaseException | None = None
-    fh, size = _open_source(source, source_options)
+    readable, closer, size = _open_source(source, source_options)
     kwargs: dict[str, Any] = {"file_id": file_id}
     if re.fullmatch(r"[0-9a-f]{64}", file_id):
         kwargs["sha256"] = file_id
@@ -346,7 +316,7 @@ def ingest_stdf_file(
         kwargs["batch_records"] = batch_records
     try:
         try:
-            for table, batch in parse_stdf(fh if isinstance(fh, _Remote) else fh.name, **kwargs):
+            for table, batch in parse_stdf(readable, **kwargs):
                 if table == "files":
                     files_batches.append(batch)
                 sink = sinks.get(table)
@@ -371,7 +341,8 @@ def ingest_stdf_file(
         _remove_tree(storage, staging)
         raise
     finally:
-        fh.close()
+        if closer is not None:
+            closer.close()
     rows = {table: written.rows for table, written in staged.items()}
     partition = _mir_partition(files_batches)
     if parse_error is not None:

@@ -29,7 +29,8 @@ DEFAULT_BLOCK_BYTES = 32 << 20
 DEFAULT_BATCH_RECORDS = 1 << 20
 MAX_RECORD = 4 + 65535
 
-_HOT = np.array(H.HOT_CODES, np.int32)
+_HOT = np.zeros(65536, np.bool_)
+_HOT[list(H.HOT_CODES)] = True
 _C_MPR = H.C_MPR
 
 
@@ -81,7 +82,9 @@ class _FileState:
         self.bad_other: list[str] = []
 
 
-def _route_other(fs: _FileState, code: int, rec_index: int, offset: int, data: bytes, big: bool, out: dict) -> None:
+def _route_other(
+    fs: _FileState, code: int, rec_index: int, offset: int, data: bytes, big: bool, out: dict
+) -> None:
     """Decode one rare record in Python and append its row to the table it belongs to."""
     typ, sub = code >> 8, code & 255
     rec = BY_CODE.get((typ, sub))
@@ -104,7 +107,8 @@ def _route_other(fs: _FileState, code: int, rec_index: int, offset: int, data: b
         p = name[0]
         out["bins"].append(
             {"file_id": fid, "rec_index": rec_index, "bin_type": p, "head_num": fields.get("HEAD_NUM"),
-             "site_num": fields.get("SITE_NUM"), "all_sites": fields.get("HEAD_NUM") == 255 if "HEAD_NUM" in fields else None,
+             "site_num": fields.get("SITE_NUM"),
+             "all_sites": fields.get("HEAD_NUM") == 255 if "HEAD_NUM" in fields else None,
              "bin_num": fields.get(f"{p}BIN_NUM"), "bin_cnt": fields.get(f"{p}BIN_CNT"),
              "bin_pf": fields.get(f"{p}BIN_PF"), "bin_nam": fields.get(f"{p}BIN_NAM")}
         )  # fmt: skip
@@ -188,7 +192,8 @@ def _parse(stream, name, compression, file_id, sha256, batch_records, block_byte
     file_warnings: list[str] = []
     if cpu_type in (1, 2) and (cpu_type == 1) != big:
         msg = (
-            f"FAR CPU_TYPE={cpu_type} says {'big' if cpu_type == 1 else 'little'}-endian but REC_LEN is written "
+            f"FAR CPU_TYPE={cpu_type} says {'big' if cpu_type == 1 else 'little'}-endian "
+            "but REC_LEN is written "
             f"{'big' if big else 'little'}-endian; decoded as {'big' if big else 'little'}-endian"
         )
         file_warnings.append(msg)
@@ -258,7 +263,8 @@ def _parse(stream, name, compression, file_id, sha256, batch_records, block_byte
         "file_id": file_id, "file_name": name, "sha256": sha256, "compression": compression,
         "byte_order": "big" if big else "little", "cpu_type": cpu_type, "stdf_ver": stdf_ver,
         "stdf_version": "V4-2007" if v2007 else "V4", "stream_bytes": base + n, "records": fs.records,
-        "record_counts": list(counts.items()), "parts": int(st[H.S_PARTS]), "results": int(st[H.S_RESULTS_TOTAL]),
+        "record_counts": list(counts.items()), "parts": int(st[H.S_PARTS]),
+        "results": int(st[H.S_RESULTS_TOTAL]),
         "tests": int(st[H.S_TESTS]), "setup_time": _ts(fs.mir.get("setup_t")),
         "start_time": _ts(fs.mir.get("start_t")), "finish_time": _ts(fs.mrr.get("finish_t")),
         **fs.mir, **fs.mrr, **fs.wcr, "warnings": file_warnings,
@@ -284,8 +290,8 @@ def _raise_cut(rest: np.ndarray, big: bool, offset: int, name: str, records: int
 def _chunk(fs, state, decode, gather, sub, sub_base, offs, lens, codes, big):
     k = len(codes)
     rec_base = fs.records
-    np.add.at(fs.counts, codes, 1)
-    is_hot = np.isin(codes, _HOT)
+    fs.counts += np.bincount(codes, minlength=65536)
+    is_hot = _HOT[codes]
     n_mpr_rows = int(np.sum(np.where(codes == _C_MPR, 2 * lens + 1, 0)))
     n_res = int(np.count_nonzero(is_hot)) + n_mpr_rows
     n_parts = int(np.count_nonzero((codes == H.C_PIR) | (codes == H.C_PRR)))
@@ -298,7 +304,7 @@ def _chunk(fs, state, decode, gather, sub, sub_base, offs, lens, codes, big):
     while True:
         start, status = decode(
             sub, offs, lens, codes, start, k, big, rec_base,
-            state.st, state.open_part, state.open_pir, state.T_I, state.T_F, state.h_full, state.h_num,
+            state.st, state.open_part, state.open_pir, state.last_test, state.T_I, state.T_F, state.h_full, state.h_num,
             state.pool, state.ipool, R_I, R_F, P_I,
         )  # fmt: skip
         if status == H.OK:
@@ -351,7 +357,7 @@ def record_counts(path: str | Path | BinaryIO) -> dict[str, int]:
         while True:
             k, used = frame(buf[pos:n], n - pos, big, offs, lens, codes)
             if k:
-                np.add.at(counts, codes[:k], 1)
+                counts += np.bincount(codes[:k], minlength=65536)
                 total += k
                 pos += used
                 continue

@@ -13,7 +13,15 @@ import pyarrow as pa
 
 from parquetry.stdf import hot as H
 
-u8, u16, u32, i8, i16, i32, i64 = pa.uint8(), pa.uint16(), pa.uint32(), pa.int8(), pa.int16(), pa.int32(), pa.int64()
+u8, u16, u32, i8, i16, i32, i64 = (
+    pa.uint8(),
+    pa.uint16(),
+    pa.uint32(),
+    pa.int8(),
+    pa.int16(),
+    pa.int32(),
+    pa.int64(),
+)
 f32, f64, s, b = pa.float32(), pa.float64(), pa.string(), pa.bool_()
 ts = pa.timestamp("s", tz="UTC")
 
@@ -102,14 +110,20 @@ def const_string(value: str, n: int) -> pa.Array:
     return pa.Array.from_buffers(s, n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def strings_from(gather, src: np.ndarray, offs: np.ndarray, lens: np.ndarray, binary: bool = False) -> pa.Array:
+def strings_from(
+    gather, src: np.ndarray, offs: np.ndarray, lens: np.ndarray, binary: bool = False
+) -> pa.Array:
     """Arrow strings (or binary) from (offset, length) pairs into ``src``; a negative length is null."""
     n = len(offs)
     if binary:
         out_off = np.zeros(n + 1, np.int32)
         ln = np.maximum(lens, 0)
         np.cumsum(ln, out=out_off[1:])
-        data = np.concatenate([src[o : o + k] for o, k in zip(offs.tolist(), ln.tolist(), strict=True)]) if n else []
+        data = (
+            np.concatenate([src[o : o + k] for o, k in zip(offs.tolist(), ln.tolist(), strict=True)])
+            if n
+            else []
+        )
         valid = lens >= 0
         data = np.asarray(data, np.uint8)
     else:
@@ -163,7 +177,9 @@ def parts_batch(file_id: str, gather, buf: np.ndarray, P_I, q: int) -> pa.Record
 
     flg = pi[H.PI_FLG]
     flg_null = miss(2)
-    lens = {c: np.where(nf > k, pi[c], -1) for c, k in ((H.PI_ID_LEN, 9), (H.PI_TXT_LEN, 10), (H.PI_FIX_LEN, 11))}
+    lens = {
+        c: np.where(nf > k, pi[c], -1) for c, k in ((H.PI_ID_LEN, 9), (H.PI_TXT_LEN, 10), (H.PI_FIX_LEN, 11))
+    }
     passed_null = flg_null | ((flg & 16) != 0)
     cols = [
         const_string(file_id, q),

@@ -51,7 +51,6 @@ __all__ = [
     "with_nulls",
 ]
 
-TableName = "str | tuple[str, str] | sql.Composable"
 
 # -- deterministic generators ------------------------------------------------------------------------
 
@@ -89,18 +88,116 @@ def choices(
     return pa.array(list(values), type=pa.string()).take(pa.array(index))
 
 
-_FIRST = (
-    "Ada Alan Amara Anil Ben Carla Chen Dana Diego Elif Emma Farah Femi Grace Hana Ivan Jana Jonas Kai "
-    "Lena Liam Lucia Mara Mei Mohamed Nia Noah Olga Omar Priya Rafael Rosa Sami Sofia Tariq Uma Vera Yuki Zoe"
-).split()
-_LAST = (
-    "Abe Berg Costa Dahl Dubois Eze Fischer Garcia Haddad Ito Jensen Kaur Kim Kowalski Lee Lopez Mensah "
-    "Moreau Mueller Nagy Novak Okafor Park Perez Popescu Rossi Sato Schmidt Silva Singh Smith Tanaka Wang"
-).split()
-_WORDS = (
-    "please deliver before noon leave at the door call on arrival gift wrap fragile handle with care "
-    "second floor back entrance ring twice no signature needed reuse the box weekend delivery only"
-).split()
+_FIRST = [
+    "Ada",
+    "Alan",
+    "Amara",
+    "Anil",
+    "Ben",
+    "Carla",
+    "Chen",
+    "Dana",
+    "Diego",
+    "Elif",
+    "Emma",
+    "Farah",
+    "Femi",
+    "Grace",
+    "Hana",
+    "Ivan",
+    "Jana",
+    "Jonas",
+    "Kai",
+    "Lena",
+    "Liam",
+    "Lucia",
+    "Mara",
+    "Mei",
+    "Mohamed",
+    "Nia",
+    "Noah",
+    "Olga",
+    "Omar",
+    "Priya",
+    "Rafael",
+    "Rosa",
+    "Sami",
+    "Sofia",
+    "Tariq",
+    "Uma",
+    "Vera",
+    "Yuki",
+    "Zoe",
+]
+_LAST = [
+    "Abe",
+    "Berg",
+    "Costa",
+    "Dahl",
+    "Dubois",
+    "Eze",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kaur",
+    "Kim",
+    "Kowalski",
+    "Lee",
+    "Lopez",
+    "Mensah",
+    "Moreau",
+    "Mueller",
+    "Nagy",
+    "Novak",
+    "Okafor",
+    "Park",
+    "Perez",
+    "Popescu",
+    "Rossi",
+    "Sato",
+    "Schmidt",
+    "Silva",
+    "Singh",
+    "Smith",
+    "Tanaka",
+    "Wang",
+]
+_WORDS = [
+    "please",
+    "deliver",
+    "before",
+    "noon",
+    "leave",
+    "at",
+    "the",
+    "door",
+    "call",
+    "on",
+    "arrival",
+    "gift",
+    "wrap",
+    "fragile",
+    "handle",
+    "with",
+    "care",
+    "second",
+    "floor",
+    "back",
+    "entrance",
+    "ring",
+    "twice",
+    "no",
+    "signature",
+    "needed",
+    "reuse",
+    "the",
+    "box",
+    "weekend",
+    "delivery",
+    "only",
+]
 _DOMAINS = ("example.com", "example.org", "mail.test", "corp.test")
 
 
@@ -187,7 +284,7 @@ def uuids(rng: np.random.Generator, n: int) -> pa.Array:
 def with_nulls(rng: np.random.Generator, values: pa.Array, fraction: float) -> pa.Array:
     """``values`` with about ``fraction`` of the entries set to NULL."""
     mask = pa.array(rng.random(len(values)) < fraction)
-    if isinstance(values.type, pa.ExtensionType):
+    if isinstance(values.type, pa.BaseExtensionType):
         storage = pc.if_else(mask, pa.scalar(None, values.type.storage_type), values.storage)
         return pa.ExtensionArray.from_storage(values.type, storage)
     return pc.if_else(mask, pa.scalar(None, values.type), values)
@@ -199,7 +296,7 @@ def with_nulls(rng: np.random.Generator, values: pa.Array, fraction: float) -> p
 def pg_type_for_arrow(arrow_type: pa.DataType) -> str:
     """The PostgreSQL column type :func:`create_and_load` uses for an Arrow type."""
     t = arrow_type
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         if t.extension_name == "arrow.uuid":
             return "uuid"
         t = t.storage_type
@@ -243,7 +340,9 @@ def _table_sql(table: str | tuple[str, str] | sql.Composable) -> sql.Composable:
     return table
 
 
-def table_wire_types(conn: psycopg.Connection, table: str | tuple[str, str] | sql.Composable, columns: Sequence[str]) -> list[str]:
+def table_wire_types(
+    conn: psycopg.Connection, table: str | tuple[str, str] | sql.Composable, columns: Sequence[str]
+) -> list[str]:
     """The binary-COPY type of each named column of ``table``, read from the catalog.
 
     Enums travel as text, domains as their base type; binary COPY must match the column type exactly,

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ENV = "NUMBA_ENABLE_CUDASIM"
 
 
@@ -84,3 +86,14 @@ def errors_of_both(data: bytes, columns, options=None, source: str = "chunk-unde
     if gpu is None or cpu is None:
         raise AssertionError(f"expected both decoders to refuse the stream; gpu={gpu!r} cpu={cpu!r}")
     return gpu, cpu
+
+
+SUBPROCESS_TEST = "test_module_runs_in_simulator_subprocess"
+
+
+@pytest.fixture(autouse=True)
+def simulator_or_subprocess(request):
+    """Autouse in simulator test modules (import it there): skips a test when this process cannot run
+    the simulator, because that module's ``test_module_runs_in_simulator_subprocess`` runs it instead."""
+    if request.node.originalname != SUBPROCESS_TEST and not active():
+        pytest.skip("numba.cuda is bound to hardware in this process; the module runs in a simulator subprocess")

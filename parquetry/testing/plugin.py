@@ -1,38 +1,75 @@
-"""Parquetry's pytest plugin: a throwaway PostgreSQL cluster per session and a fresh database per test.
+"""Parquetry's pytest plugin: a throwaway PostgreSQL cluster per session, a fresh database per test,
+and named snapshots (template databases) cloned per test.
 
 Registered through the ``pytest11`` entry point, so any project that installs Parquetry can use the
-fixtures. Tests that need PostgreSQL skip with the install hint when no server binaries exist.
+fixtures. Tests that need PostgreSQL skip with the install hint when no server binaries exist (and
+fail under ``CI``, where a missing server is a broken setup, not a choice).
+
+Fixtures:
+
+* ``pg_cluster`` (session): the :class:`~parquetry.pg.cluster.PostgresCluster`.
+* ``pg_dsn``: a DSN to a new, empty database, dropped after the test.
+* ``pg_snapshots`` (session): the :class:`~parquetry.testing.snapshots.SnapshotStore`.
+* ``pg_snapshot``: a factory ``pg_snapshot(name, builder, version=1) -> dsn`` of a fresh clone.
+* ``@snapshot(name, version=...)`` from :mod:`parquetry.testing.snapshots` makes a builder a fixture.
+
+``PARQUETRY_TEST_CLUSTER_DIR`` keeps the session cluster in that directory and does not delete it,
+so snapshot templates survive to the next session (one subdirectory per pytest-xdist worker). Without
+it the cluster lives in a fresh directory under the system temp dir, not under pytest's own temp
+dir: pytest makes that one private to its user, which the server account (``postgres`` when the
+tests run as root) could then not enter.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from parquetry.pg.cluster import ClusterError, PostgresCluster, find_bindir
 
+if TYPE_CHECKING:
+    from parquetry.testing.snapshots import SnapshotStore
+
 _db_counter = itertools.count()
+
+CLUSTER_DIR_ENV = "PARQUETRY_TEST_CLUSTER_DIR"
+
+
+def _session_cluster_dir() -> tuple[Path, bool]:
+    """(directory, persistent?) for the session cluster."""
+    configured = os.environ.get(CLUSTER_DIR_ENV)
+    if configured:
+        base = Path(configured).expanduser().absolute()
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        return (base / worker if worker else base), True
+    return Path(tempfile.mkdtemp(prefix="parquetry-test-pg-")), False
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """One PostgreSQL cluster for the whole test session (``PARQUETRY_TEST_DSN`` is not used here)."""
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL cluster for the whole test session."""
     try:
         find_bindir()
     except ClusterError as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(str(exc))
-    base = tmp_path_factory.mktemp("pgcluster")
-    cluster = PostgresCluster(base_dir=base)
-    cluster.start()
+    base, persistent = _session_cluster_dir()
+    cluster = PostgresCluster(base_dir=base, keep_data=persistent)
     try:
+        cluster.start()
         yield cluster
     finally:
         cluster.stop()
+        if not persistent:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -49,3 +86,28 @@ def pg_dsn(pg_cluster: PostgresCluster) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_snapshots(pg_cluster: PostgresCluster) -> SnapshotStore:
+    """The session's snapshot store: builds each template once, clones it per request."""
+    from parquetry.testing.snapshots import SnapshotStore
+
+    return SnapshotStore(pg_cluster)
+
+
+@pytest.fixture
+def pg_snapshot(pg_snapshots: SnapshotStore) -> Iterator[Callable[..., str]]:
+    """``pg_snapshot(name, builder, version=1) -> dsn``: a private clone, dropped after the test."""
+    from parquetry.testing.snapshots import SnapshotSpec
+
+    made: list[str] = []
+
+    def clone(name: str, builder: Callable[[str], Any], version: str | int = 1) -> str:
+        dsn = pg_snapshots.clone(SnapshotSpec(name, builder, version))
+        made.append(dsn)
+        return dsn
+
+    yield clone
+    for dsn in made:
+        pg_snapshots.drop(dsn)

@@ -19,8 +19,9 @@ from parquetry.testing.compaction import mixed_table, register, write_files
 
 pytestmark = pytest.mark.postgres
 
-POLICY = FragmentationPolicy(small_file_bytes=1 << 20, min_small_files=4, min_row_groups=8,
-                             min_mean_row_group_rows=1000)
+POLICY = FragmentationPolicy(
+    small_file_bytes=1 << 20, min_small_files=4, min_row_groups=8, min_mean_row_group_rows=1000
+)
 SETTINGS = CompactionSettings(row_group_rows=2000, target_file_rows=5000, lease_ttl_s=30)
 
 
@@ -59,13 +60,21 @@ def test_fragmented_dataset_becomes_few_target_sized_files_with_identical_rows(
     assert [f.rows for f in live] == [4000, 4400]
     for f in live:
         meta = pq.read_metadata(f.path)
-        assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] in ([2000, 2000], [2000, 2000, 400])
-        assert all(meta.row_group(r).column(c).is_stats_set
-                   for r in range(meta.num_row_groups) for c in range(meta.num_columns))
+        assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] in (
+            [2000, 2000],
+            [2000, 2000, 400],
+        )
+        assert all(
+            meta.row_group(r).column(c).is_stats_set
+            for r in range(meta.num_row_groups)
+            for c in range(meta.num_columns)
+        )
     assert read_live(catalog, "frag").equals(before)
     ids = pa.concat_tables([pq.read_table(f.path, columns=["id"]) for f in live]).column("id")
     assert ids.to_pylist() == list(range(8400)), "input order is kept"
-    duck = duckdb.sql(f"SELECT count(*), count(DISTINCT id), sum(qty) FROM read_parquet({[f.path for f in live]})")
+    duck = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT id), sum(qty) FROM read_parquet({[f.path for f in live]})"
+    )
     assert duck.fetchall()[0] == (8400, 8400, pc.sum(before.column("qty")).as_py())
     info = catalog.dataset("frag")
     assert not info.compaction_needed and not info.compaction_in_progress
@@ -82,10 +91,18 @@ def test_second_run_has_nothing_to_do_and_clears_the_flag(catalog: Catalog, stor
 
 
 def test_healthy_files_are_left_in_place(catalog: Catalog, storage: Storage) -> None:
-    healthy = write_files(storage, "", files=1, rows_per_file=3000, row_group_rows=3000,
-                          options=ParquetOptions(row_group_rows=3000, compression="none"))
+    healthy = write_files(
+        storage,
+        "",
+        files=1,
+        rows_per_file=3000,
+        row_group_rows=3000,
+        options=ParquetOptions(row_group_rows=3000, compression="none"),
+    )
     small = write_files(storage, "", files=4, rows_per_file=50, start=3000)
-    policy = FragmentationPolicy(small_file_bytes=healthy[0].bytes, min_small_files=4, min_mean_row_group_rows=1000)
+    policy = FragmentationPolicy(
+        small_file_bytes=healthy[0].bytes, min_small_files=4, min_mean_row_group_rows=1000
+    )
     cat = Catalog(catalog.dsn, policy=policy)
     register(cat, "mix", storage, healthy + small)
     result = Compactor(cat, SETTINGS).run("mix")
@@ -95,12 +112,13 @@ def test_healthy_files_are_left_in_place(catalog: Catalog, storage: Storage) -> 
 
 def test_partitions_are_compacted_within_their_own_directory(catalog: Catalog, storage: Storage) -> None:
     files = write_files(storage, "day=1", files=4, rows_per_file=100) + write_files(
-        storage, "day=2", files=4, rows_per_file=100, start=400)
+        storage, "day=2", files=4, rows_per_file=100, start=400
+    )
     register(catalog, "hive", storage, files)
     Compactor(catalog, SETTINGS).run("hive")
     live = catalog.live_files("hive")
     assert sorted(os.path.basename(os.path.dirname(f.path)) for f in live) == ["day=1", "day=2"]
-    day2 = pq.read_table([f.path for f in live if "/day=2/" in f.path][0])
+    day2 = pq.read_table(next(f.path for f in live if "/day=2/" in f.path))
     assert sorted(day2.column("id").to_pylist()) == list(range(400, 800))
 
 
@@ -130,8 +148,12 @@ def test_incompatible_column_types_are_refused_naming_both_files(catalog: Catalo
 
 
 def test_int96_timestamps_are_read_as_microseconds(catalog: Catalog, storage: Storage) -> None:
-    table = pa.table({"id": pa.array(range(4), pa.int64()),
-                      "at": pa.array([0, 1_500_000, 10**15, None], pa.timestamp("us"))})
+    table = pa.table(
+        {
+            "id": pa.array(range(4), pa.int64()),
+            "at": pa.array([0, 1_500_000, 10**15, None], pa.timestamp("us")),
+        }
+    )
     files = []
     storage.makedirs(storage.base)
     for n in range(4):
@@ -175,7 +197,9 @@ def test_a_corrupt_data_page_is_named_and_nothing_is_published(catalog: Catalog,
     assert not [p for p in os.listdir(storage.base) if p.startswith(("compacted-", ".tmp-"))]
 
 
-def test_cleanup_deletes_retired_files_only_after_the_grace_period(catalog: Catalog, storage: Storage) -> None:
+def test_cleanup_deletes_retired_files_only_after_the_grace_period(
+    catalog: Catalog, storage: Storage
+) -> None:
     files = write_files(storage, "", files=4, rows_per_file=100)
     register(catalog, "g", storage, files)
     Compactor(catalog, SETTINGS).run("g")
@@ -188,7 +212,9 @@ def test_cleanup_deletes_retired_files_only_after_the_grace_period(catalog: Cata
     assert cleanup(catalog, grace_s=0).deleted == []
 
 
-def test_cleanup_removes_uncommitted_outputs_but_not_catalogued_files(catalog: Catalog, storage: Storage) -> None:
+def test_cleanup_removes_uncommitted_outputs_but_not_catalogued_files(
+    catalog: Catalog, storage: Storage
+) -> None:
     register(catalog, "o", storage, write_files(storage, "", files=4, rows_per_file=100))
     orphan = storage.write_parquet(storage.path("compacted-deadbeef-00000.parquet"), mixed_table(5))
     result = cleanup(catalog, grace_s=0)

@@ -28,15 +28,17 @@ import sys
 from parquetry.catalog import Catalog, FragmentationPolicy
 from parquetry.compact import CompactionSettings, Compactor
 catalog = Catalog(sys.argv[1], policy=FragmentationPolicy(small_file_bytes=1 << 20, min_small_files=4))
-Compactor(catalog, CompactionSettings(row_group_rows=1000, target_file_rows=3000, lease_ttl_s=float(sys.argv[3]))
-          ).run(sys.argv[2])
+settings = CompactionSettings(row_group_rows=1000, target_file_rows=3000, lease_ttl_s=float(sys.argv[3]))
+Compactor(catalog, settings).run(sys.argv[2])
 """
 SETTINGS = CompactionSettings(row_group_rows=1000, target_file_rows=3000, lease_ttl_s=TTL_S)
 
 
 def run_child(dsn: str, dataset: str, fault: str) -> int:
     env = {**os.environ, FAULT_ENV: fault}
-    return subprocess.run([sys.executable, "-c", CHILD, dsn, dataset, str(TTL_S)], env=env, timeout=120).returncode
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, dsn, dataset, str(TTL_S)], env=env, timeout=120
+    ).returncode
 
 
 def ids(catalog: Catalog, dataset: str) -> list[int]:
@@ -59,7 +61,7 @@ def setup(pg_dsn: str, tmp_path: Path) -> tuple[Catalog, Storage, list[str]]:
 
 
 def test_killed_after_writing_outputs_before_commit(setup: tuple[Catalog, Storage, list[str]]) -> None:
-    catalog, storage, inputs = setup
+    catalog, storage, _ = setup
     before = catalog.snapshot("ds")
     assert run_child(catalog.dsn, "ds", "after_outputs") == -signal.SIGKILL
     orphans = compacted_on_disk(storage)
@@ -79,7 +81,7 @@ def test_killed_after_writing_outputs_before_commit(setup: tuple[Catalog, Storag
 
 
 def test_killed_after_commit_before_cleanup(setup: tuple[Catalog, Storage, list[str]]) -> None:
-    catalog, storage, inputs = setup
+    catalog, _, inputs = setup
     generation = catalog.dataset("ds").generation
     assert run_child(catalog.dsn, "ds", "after_commit") == -signal.SIGKILL
     info = catalog.dataset("ds")

@@ -47,7 +47,9 @@ def rows_of(plan: Plan, directory: str) -> list[tuple[int, int, int]]:
 
 @settings(max_examples=300, deadline=None)
 @given(files=datasets(), config=configs)
-def test_every_input_row_is_written_exactly_once_in_input_order(files: list[PlanInput], config: PlanConfig) -> None:
+def test_every_input_row_is_written_exactly_once_in_input_order(
+    files: list[PlanInput], config: PlanConfig
+) -> None:
     plan = plan_compaction(files, config, healthy_if_big)
     for directory in {posixpath.dirname(f.path) for f in plan.inputs}:
         expected = [
@@ -62,17 +64,24 @@ def test_every_input_row_is_written_exactly_once_in_input_order(files: list[Plan
 
 @settings(max_examples=300, deadline=None)
 @given(files=datasets(), config=configs)
-def test_outputs_are_sized_by_the_config_and_healthy_files_are_kept(files: list[PlanInput], config: PlanConfig
-                                                                   ) -> None:
+def test_outputs_are_sized_by_the_config_and_healthy_files_are_kept(
+    files: list[PlanInput], config: PlanConfig
+) -> None:
     plan = plan_compaction(files, config, healthy_if_big)
     assert not any(healthy_if_big(f) for f in plan.inputs)
     assert {f.path for f in plan.inputs} | set(plan.kept) == {f.path for f in files}
     assert not {f.path for f in plan.inputs} & set(plan.kept)
     for planned in plan.outputs:
-        assert all(posixpath.dirname(plan.inputs[s.input_index].path) == planned.directory
-                   for rg in planned.row_groups for s in rg.slices)
+        assert all(
+            posixpath.dirname(plan.inputs[s.input_index].path) == planned.directory
+            for rg in planned.row_groups
+            for s in rg.slices
+        )
         biggest = max(rg.rows for rg in planned.row_groups)
-        assert planned.rows <= config.target_file_rows or len(planned.row_groups) == 1, (planned.rows, biggest)
+        assert planned.rows <= config.target_file_rows or len(planned.row_groups) == 1, (
+            planned.rows,
+            biggest,
+        )
         for rg in planned.row_groups:
             assert rg.rows > 0
             if rg.passthrough:
@@ -92,13 +101,17 @@ def test_a_rewritten_directory_loses_files_or_row_groups(files: list[PlanInput],
         inputs = [f for f in plan.inputs if posixpath.dirname(f.path) == directory]
         outputs = [p for p in plan.outputs if p.directory == directory]
         assert len(outputs) < len(inputs) or sum(len(p.row_groups) for p in outputs) < sum(
-            len(f.row_group_rows) for f in inputs)
+            len(f.row_group_rows) for f in inputs
+        )
 
 
 @settings(max_examples=100, deadline=None)
 @given(files=datasets(), config=configs)
 def test_the_plan_and_its_output_names_are_deterministic(files: list[PlanInput], config: PlanConfig) -> None:
-    first, second = plan_compaction(files, config, healthy_if_big), plan_compaction(files, config, healthy_if_big)
+    first, second = (
+        plan_compaction(files, config, healthy_if_big),
+        plan_compaction(files, config, healthy_if_big),
+    )
     assert first == second
     assert all(p.name.startswith(f"compacted-{first.hash[:20]}-") for p in first.outputs)
 
@@ -107,7 +120,10 @@ def test_changing_an_input_etag_changes_the_plan_hash() -> None:
     config = PlanConfig(row_group_rows=10, target_file_rows=100, min_row_group_rows=10)
     files = [PlanInput(f"/d/f{n}.parquet", "e", 1, (3,)) for n in range(3)]
     changed = [*files[:2], PlanInput("/d/f2.parquet", "other", 1, (3,))]
-    assert plan_compaction(files, config, healthy_if_big).hash != plan_compaction(changed, config, healthy_if_big).hash
+    assert (
+        plan_compaction(files, config, healthy_if_big).hash
+        != plan_compaction(changed, config, healthy_if_big).hash
+    )
 
 
 def test_small_row_groups_pack_exactly_and_big_ones_pass_through() -> None:
@@ -115,5 +131,9 @@ def test_small_row_groups_pack_exactly_and_big_ones_pass_through() -> None:
     files = [PlanInput("/d/a.parquet", "a", 1, (4, 4, 60, 7)), PlanInput("/d/b.parquet", "b", 1, (9,))]
     plan = plan_compaction(files, config, healthy_if_big)
     ((planned),) = plan.outputs
-    assert [(rg.rows, rg.passthrough) for rg in planned.row_groups] == [(8, False), (60, True), (10, False),
-                                                                          (6, False)]
+    assert [(rg.rows, rg.passthrough) for rg in planned.row_groups] == [
+        (8, False),
+        (60, True),
+        (10, False),
+        (6, False),
+    ]

@@ -26,14 +26,21 @@ def s3_endpoint() -> Iterator[str]:
     try:
         host, port = server.get_host_and_port()
         url = f"http://{host}:{port}"
-        boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
-                     aws_secret_access_key="test").create_bucket(Bucket="lake")
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        ).create_bucket(Bucket="lake")
         yield url
     finally:
         server.stop()
 
 
-def test_compaction_on_s3_swaps_files_and_cleanup_deletes_the_old_objects(pg_dsn: str, s3_endpoint: str) -> None:
+def test_compaction_on_s3_swaps_files_and_cleanup_deletes_the_old_objects(
+    pg_dsn: str, s3_endpoint: str
+) -> None:
     options = {"key": "test", "secret": "test", "client_kwargs": {"endpoint_url": s3_endpoint}}
 
     def storage_for(uri: str) -> Storage:
@@ -45,8 +52,9 @@ def test_compaction_on_s3_swaps_files_and_cleanup_deletes_the_old_objects(pg_dsn
     files = write_files(storage, "day=1", files=5, rows_per_file=400)
     register(catalog, "events", storage, files)
 
-    result = Compactor(catalog, CompactionSettings(row_group_rows=1000, target_file_rows=10_000),
-                       storage_factory=storage_for).run("events")
+    result = Compactor(
+        catalog, CompactionSettings(row_group_rows=1000, target_file_rows=10_000), storage_factory=storage_for
+    ).run("events")
 
     assert (result.status, result.files_after) == ("compacted", 1)
     (live,) = catalog.live_files("events")

@@ -20,8 +20,8 @@ def test_yaml_specs_load_with_all_fields(tmp_path):
     path.write_text(
         "tables:\n"
         "  - name: sales\n"
-        "    relation: '\"Sales\".\"Ünïcode Table\"'\n"
-        "    columns: [id, \"select\"]\n"
+        '    relation: \'"Sales"."Ünïcode Table"\'\n'
+        '    columns: [id, "select"]\n'
         "    where: id > 10\n"
         "    time_column: sold_at\n"
         "    start_date: 2024-02-01\n"
@@ -45,8 +45,14 @@ def test_yaml_specs_load_with_all_fields(tmp_path):
         ("tables:\n  - name: a\n    relation: t\n    query: SELECT 1\n", "exactly one"),
         ("tables:\n  - name: a b\n    relation: t\n", "plain identifier"),
         ("tables:\n  - name: a\n    relation: t\n    time_column: ts\n", "go together"),
-        ("tables:\n  - name: a\n    relation: t\n    time_column: ts\n    start_date: '2024-13-01'\n", "YYYY-MM-DD"),
-        ("tables:\n  - name: a\n    relation: t\n    time_column: ts\n    start_date: 2024-13-01\n", "invalid YAML"),
+        (
+            "tables:\n  - name: a\n    relation: t\n    time_column: ts\n    start_date: '2024-13-01'\n",
+            "YYYY-MM-DD",
+        ),
+        (
+            "tables:\n  - name: a\n    relation: t\n    time_column: ts\n    start_date: 2024-13-01\n",
+            "invalid YAML",
+        ),
         ("tables:\n  - name: a\n    relation: t\n  - name: a\n    relation: u\n", "duplicate table name"),
         ("tables:\n  - name: a\n    relation: '\"unterminated'\n", "unterminated"),
         ("tables:\n  - name: a\n    relation: t\n    columns: x\n", "'columns' must be a list"),

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -59,22 +60,35 @@ def _need_server_binaries() -> None:
         pytest.skip(str(exc))
 
 
-def _base_dir(tmp_path: Path) -> Path:
-    """A cluster directory the server account can reach (pytest's own tmp dirs are private to root)."""
-    base = Path(tempfile.mkdtemp(prefix="parquetry-test-pg-"))
-    return base
-
-
 @pytest.fixture
-def base_dir(tmp_path: Path):
-    base = _base_dir(tmp_path)
+def base_dir() -> Iterator[Path]:
+    """An empty cluster directory the server account can reach (pytest's tmp dirs are private)."""
+    base = Path(tempfile.mkdtemp(prefix="parquetry-test-pg-"))
     yield base
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def _initialised_cluster() -> Iterator[Path]:
+    """One initdb for the module; tests that are not about initdb start from a copy of it."""
+    base = Path(tempfile.mkdtemp(prefix="parquetry-test-pg-seed-"))
+    PostgresCluster(base_dir=base).start().stop()
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def seeded_dir(base_dir: Path, _initialised_cluster: Path) -> Path:
+    """``base_dir`` holding a ready, stopped cluster (owners preserved)."""
+    subprocess.run(["cp", "-a", f"{_initialised_cluster}/.", str(base_dir)], check=True)
+    return base_dir
+
+
 def test_explicit_bindir_without_server_programs_gives_the_install_hint(tmp_path: Path) -> None:
     (tmp_path / "pg_ctl").write_text("")
-    with pytest.raises(ClusterError, match=r"does not hold initdb, pg_ctl, postgres.*apt-get install postgresql"):
+    with pytest.raises(
+        ClusterError, match=r"does not hold initdb, pg_ctl, postgres.*apt-get install postgresql"
+    ):
         PostgresCluster(bindir=tmp_path)
 
 
@@ -100,7 +114,7 @@ def test_port_held_by_another_process_is_refused_before_starting(base_dir: Path)
 
 
 def test_port_taken_between_check_and_bind_reports_the_server_log(
-    base_dir: Path, monkeypatch: pytest.MonkeyPatch
+    seeded_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cluster_mod, "port_in_use", lambda port, host="127.0.0.1": False)
     with socket.socket() as holder:
@@ -108,22 +122,22 @@ def test_port_taken_between_check_and_bind_reports_the_server_log(
         holder.listen()
         port = holder.getsockname()[1]
         with pytest.raises(ClusterError, match=r"did not start") as info:
-            PostgresCluster(base_dir=base_dir, port=port).start()
+            PostgresCluster(base_dir=seeded_dir, port=port).start()
     assert "server log" in str(info.value)
     assert "could not bind" in str(info.value) or "Address already in use" in str(info.value)
-    assert _wait_gone(base_dir / "data") == []
+    assert _wait_gone(seeded_dir / "data") == []
 
 
-def test_server_exiting_during_start_reports_log_tail_and_leaves_no_process(base_dir: Path) -> None:
-    pg = PostgresCluster(base_dir=base_dir, settings={"shared_buffers": "lots"})
+def test_server_exiting_during_start_reports_log_tail_and_leaves_no_process(seeded_dir: Path) -> None:
+    pg = PostgresCluster(base_dir=seeded_dir, settings={"shared_buffers": "lots"})
     with pytest.raises(ClusterError, match=r"did not start") as info:
         pg.start()
     message = str(info.value)
     assert "--- server log (last lines) ---" in message
     assert 'invalid value for parameter "shared_buffers"' in message
     assert not pg.running
-    assert _wait_gone(base_dir / "data") == []
-    assert not (base_dir / "data" / "postmaster.pid").exists()
+    assert _wait_gone(seeded_dir / "data") == []
+    assert not (seeded_dir / "data" / "postmaster.pid").exists()
 
 
 def test_directory_with_files_but_no_cluster_is_refused(base_dir: Path) -> None:
@@ -141,33 +155,34 @@ def test_temporary_directory_is_removed_when_start_fails() -> None:
 
 
 @pytest.mark.slow
-def test_restart_recovers_from_a_stale_pid_file_and_applies_new_settings(base_dir: Path) -> None:
-    with PostgresCluster(base_dir=base_dir) as pg:
-        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
-            conn.execute("CREATE TABLE kept (v int)")
-            conn.execute("INSERT INTO kept VALUES (42)")
+def test_restart_recovers_from_a_stale_pid_file_and_applies_new_settings(seeded_dir: Path) -> None:
+    with PostgresCluster(base_dir=seeded_dir) as pg, psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (v int)")
+        conn.execute("INSERT INTO kept VALUES (42)")
     # A server killed hard leaves postmaster.pid naming a process that is gone (or reused).
     dead = subprocess.Popen(["true"])
     dead.wait()
-    pid_file = base_dir / "data" / "postmaster.pid"
-    pid_file.write_text(f"{dead.pid}\n{base_dir / 'data'}\n")
-    with PostgresCluster(base_dir=base_dir, settings={"work_mem": "7MB"}) as pg:
-        with psycopg.connect(pg.dsn()) as conn:
-            assert conn.execute("SELECT v FROM kept").fetchone() == (42,)
-            assert conn.execute("SHOW work_mem").fetchone() == ("7MB",)
+    pid_file = seeded_dir / "data" / "postmaster.pid"
+    pid_file.write_text(f"{dead.pid}\n{seeded_dir / 'data'}\n")
+    with (
+        PostgresCluster(base_dir=seeded_dir, settings={"work_mem": "7MB"}) as pg,
+        psycopg.connect(pg.dsn()) as conn,
+    ):
+        assert conn.execute("SELECT v FROM kept").fetchone() == (42,)
+        assert conn.execute("SHOW work_mem").fetchone() == ("7MB",)
     # An unrelated live process reusing the pid is not mistaken for a server either.
-    pid_file.write_text(f"{os.getpid()}\n{base_dir / 'data'}\n")
-    with PostgresCluster(base_dir=base_dir) as pg:
+    pid_file.write_text(f"{os.getpid()}\n{seeded_dir / 'data'}\n")
+    with PostgresCluster(base_dir=seeded_dir) as pg:
         assert pg.running
-    assert _wait_gone(base_dir / "data") == []
+    assert _wait_gone(seeded_dir / "data") == []
 
 
-def test_second_server_in_the_same_directory_is_refused(base_dir: Path) -> None:
-    with PostgresCluster(base_dir=base_dir) as first:
-        with pytest.raises(ClusterError, match=rf"already runs in {base_dir / 'data'}"):
-            PostgresCluster(base_dir=base_dir).start()
+def test_second_server_in_the_same_directory_is_refused(seeded_dir: Path) -> None:
+    with PostgresCluster(base_dir=seeded_dir) as first:
+        with pytest.raises(ClusterError, match=rf"already runs in {seeded_dir / 'data'}"):
+            PostgresCluster(base_dir=seeded_dir).start()
         assert first.running
-    assert _wait_gone(base_dir / "data") == []
+    assert _wait_gone(seeded_dir / "data") == []
 
 
 _OWNER_SCRIPT = textwrap.dedent(
@@ -185,9 +200,9 @@ _OWNER_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
-def test_server_stops_when_the_owning_process_is_signalled(base_dir: Path, signum: signal.Signals) -> None:
+def test_server_stops_when_the_owning_process_is_signalled(seeded_dir: Path, signum: signal.Signals) -> None:
     owner = subprocess.Popen(
-        [sys.executable, "-c", _OWNER_SCRIPT, str(base_dir)],
+        [sys.executable, "-c", _OWNER_SCRIPT, str(seeded_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -197,7 +212,7 @@ def test_server_stops_when_the_owning_process_is_signalled(base_dir: Path, signu
         line = owner.stdout.readline()  # type: ignore[union-attr]
         assert line.strip().isdigit(), owner.stderr.read()  # type: ignore[union-attr]
         server_pid = int(line)
-        assert _servers_in(base_dir / "data") == [server_pid]
+        assert _servers_in(seeded_dir / "data") == [server_pid]
         owner.send_signal(signum)
         returncode = owner.wait(timeout=30)
     finally:
@@ -206,8 +221,8 @@ def test_server_stops_when_the_owning_process_is_signalled(base_dir: Path, signu
             owner.wait()
     if signum == signal.SIGTERM:
         assert returncode == -signal.SIGTERM  # the default action still ends the process
-    assert _wait_gone(base_dir / "data") == []
-    assert not (base_dir / "data" / "postmaster.pid").exists()
+    assert _wait_gone(seeded_dir / "data") == []
+    assert not (seeded_dir / "data" / "postmaster.pid").exists()
 
 
 def test_as_root_the_server_runs_as_the_postgres_account(pg_cluster: PostgresCluster) -> None:
@@ -224,10 +239,16 @@ def test_as_root_the_server_runs_as_the_postgres_account(pg_cluster: PostgresClu
 
 _UNPRIVILEGED_SCRIPT = textwrap.dedent(
     """
-    import os, sys
+    import os, pwd, sys
     from pathlib import Path
     import psycopg
+    import psycopg.pq
     from parquetry.pg.cluster import PostgresCluster
+    # The interpreter may live under a directory only root can enter: import first, then drop root.
+    account = pwd.getpwnam("postgres")
+    os.setgid(account.pw_gid)
+    os.setgroups([])
+    os.setuid(account.pw_uid)
     with PostgresCluster(base_dir=Path(sys.argv[1])) as pg:
         assert pg.run_as is None, pg.run_as
         with psycopg.connect(pg.dsn()) as conn:
@@ -238,20 +259,19 @@ _UNPRIVILEGED_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_ordinary_user_runs_the_server_directly(base_dir: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("needs root and runuser to switch to an ordinary account")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to an ordinary account")
     try:
         account = pwd.getpwnam("postgres")
     except KeyError:
         pytest.skip("no postgres account")
     os.chown(base_dir, account.pw_uid, account.pw_gid)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(base_dir)}
     result = subprocess.run(
-        ["runuser", "-u", "postgres", "--", sys.executable, "-c", _UNPRIVILEGED_SCRIPT, str(base_dir / "c")],
+        [sys.executable, "-c", _UNPRIVILEGED_SCRIPT, str(base_dir / "c")],
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(base_dir)},
         cwd=base_dir,
     )
     assert result.returncode == 0, result.stderr

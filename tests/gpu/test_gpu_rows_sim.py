@@ -18,10 +18,8 @@ from parquetry.testing import cudasim
 
 ACTIVE = cudasim.activate()
 
-pytestmark = [
-    pytest.mark.cudasim,
-    pytest.mark.skipif(not ACTIVE, reason="numba.cuda already bound to hardware here; the subprocess test runs these"),
-]
+pytestmark = pytest.mark.cudasim
+simulator_or_subprocess = cudasim.simulator_or_subprocess  # autouse: skip here when the subprocess runs them
 
 from parquetry.gpu.decode import GpuDecodeOptions  # noqa: E402
 from parquetry.pgcopy.types import PgColumn  # noqa: E402
@@ -152,7 +150,7 @@ def streams(draw):
     return encode_copy_binary(columns, rows), columns, options
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],)
 @given(streams())
 def test_property_gpu_equals_cpu_for_any_geometry(case):
     data, columns, options = case

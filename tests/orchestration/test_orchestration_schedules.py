@@ -89,7 +89,19 @@ def test_no_assets_means_no_jobs() -> None:
     assert operations.build_operations([dg.Definitions()]) == ([], [])
 
 
-def test_the_code_location_loads_with_the_operations() -> None:
-    from pipeline_assets.definitions import defs
+def test_the_code_location_loads_with_the_operations(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline_assets.demo import demo_definitions
 
-    defs.get_repository_def().load_all_definitions()
+    for name in ("PARQUETRY_PG_DSN", "PARQUETRY_CATALOG_DSN"):
+        monkeypatch.setenv(name, "host=127.0.0.1 port=1 dbname=unused")
+    monkeypatch.setenv("PARQUETRY_DATA_ROOT", "/nonexistent")
+    defs, _ = demo_definitions()
+    repo = defs.get_repository_def()
+    repo.load_all_definitions()
+    daily = repo.get_job("postgres_daily_job")
+    keys = daily.asset_layer.asset_graph.asset_check_keys
+    assert {k.name for k in keys if k.asset_key.path[-1] == "orders"} == {
+        "row_count_matches_source",
+        "schema_unchanged",
+        "readable_by_duckdb",
+    }

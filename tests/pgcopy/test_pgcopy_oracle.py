@@ -8,7 +8,6 @@ session settings); the test formats the decoded Arrow values the PostgreSQL way 
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import math
 import uuid
 from collections.abc import Callable
@@ -22,7 +21,9 @@ from psycopg import sql
 
 from parquetry.pgcopy.decode import CopyDecoder, decode_copy_binary
 from parquetry.pgcopy.describe import describe_query, describe_relation
-from parquetry.pgcopy.types import PgType
+from parquetry.pgcopy.errors import CopyFormatError
+from parquetry.pgcopy.types import PgType, arrow_schema
+from parquetry.testing.arrow_compare import assert_same_table
 
 pytestmark = pytest.mark.postgres
 
@@ -41,7 +42,8 @@ COLUMNS: list[tuple[str, str, list[str]]] = [
     ("c_int4", "integer", ["-2147483648", "2147483647", "0"]),
     ("c_int8", "bigint", ["-9223372036854775808", "9223372036854775807", "1"]),
     ("c_oid", "oid", ["0", "4294967295"]),
-    ("c_float4", "real", ["'NaN'", "'Infinity'", "'-Infinity'", "1.17549435e-38", "3.4028235e38", "-0.1", "0"]),
+    ("c_float4", "real",
+     ["'NaN'", "'Infinity'", "'-Infinity'", "1.17549435e-38", "3.4028235e38", "-0.1", "0"]),
     ("c_float8", "double precision",
      ["'NaN'", "'Infinity'", "'-Infinity'", "5e-324", "1.7976931348623157e308", "-0.0", "0.1", "1e15"]),
     ("c_num", "numeric(12,2)", ["0", "-0.01", "9999999999.99", "-9999999999.99", "12.5", "1"]),
@@ -57,11 +59,11 @@ COLUMNS: list[tuple[str, str, list[str]]] = [
     ("c_money", "money", ["-92233720368547758.08", "92233720368547758.07", "12.34", "0"]),
     ("c_text", "text",
      ["''", "'plain'", "E'\\\\x00\\\\x03 looks \\x01\\x02 like'", "E'\\x01\\x02\\x03\\x04\\x05'",
-      "'héllo wörld ✓ 𝄞'", "repeat('x', 1000000)", "E'\\xff\\xfe\\xff\\xff\\xff\\xff'"]),
+      "'héllo wörld ✓ 𝄞'", "repeat('x', 1000000)", "E'\\x7f\\x7f\\x7f\\x7f\\x01\\x02 ÿÿÿÿ'"]),
     ("c_varchar", "varchar(20)", ["''", "'abc'"]),
     ("c_bpchar", "char(5)", ["''", "'ab'", "'abcde'"]),
     ("c_name", "name", ["'pg_class'", "''"]),
-    ("c_char", '"char"', ["'a'", "'\\''", "E'\\\\001'::\"char\"", "'é'::\"char\""]),
+    ("c_char", '"char"', ["'a'", "chr(39)", "E'\\\\001'::\"char\"", "'é'::\"char\""]),
     ("c_bytea", "bytea", ["''::bytea", "'\\x0003ffffffff0000'::bytea", "'\\xffff'::bytea", "'\\x00'::bytea"]),
     ("c_uuid", "uuid", ["'00000000-0000-0000-0000-000000000000'", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"]),
     ("c_json", "json", ["'{\"a\": [1, 2.5, null]}'", "'\"\\u0000x\"'", "'[]'"]),
@@ -80,7 +82,7 @@ COLUMNS: list[tuple[str, str, list[str]]] = [
     ("c_timetz", "timetz", ["'00:00:00+00'", "'12:34:56.789+05:30'", "'23:59:59-11:45'", "'01:00:00+14'"]),
     ("c_interval", "interval",
      ["'0'", "'1 year 2 mons 3 days 04:05:06.789'", "'-1 mons +3 days -00:00:01'", "'178000000 years'",
-      "'-2147483648 days'", "'2562047788:00:54.775807'"]),
+      "'-2147483648 days'", "'2562047:47:16.854775'", "'-2562047:47:16.854775'"]),
     ("c_inet", "inet",
      ["'192.168.0.1'", "'192.168.0.1/24'", "'10.0.0.0/8'", "'::1'", "'::ffff:1.2.3.4'", "'2001:db8::/32'",
       "'fe80::1:0:0:0:1/64'", "'::'", "'1:0:0:1:0:0:0:1'", "'::1.2.3.4'"]),
@@ -96,7 +98,7 @@ COLUMNS: list[tuple[str, str, list[str]]] = [
     ("c_int8a2", "bigint[][]", ["'{{1,2},{3,NULL}}'", "'{}'", "'{{NULL,NULL,NULL}}'"]),
     ("c_int4a3", "int[][][]", ["'{{{1,2},{3,4}},{{5,6},{7,NULL}}}'"]),
     ("c_texta", "text[]",
-     ["'{\"\",NULL,\"NULL\",\"a b\",\"q\\\\\"uote\",\"back\\\\\\\\slash\",\"{x,y}\"}'", "ARRAY['plain']"]),
+     ["ARRAY['', NULL, 'NULL', 'a b', 'q\"uote', 'back\\slash', '{x,y}', 'tab\there']", "ARRAY['plain']"]),
     ("c_numa", "numeric(10,2)[]", ["'{1.5,NULL,-3}'"]),
     ("c_datea", "date[]", ["'{2020-02-29,NULL,1970-01-01}'"]),
     ("c_int4r", "int4range", ["'empty'", "'[1,5)'", "'(,5]'", "'[3,)'", "'(,)'"]),
@@ -290,8 +292,10 @@ def pg_text(value: Any, t: PgType) -> str | None:
 # Columns whose oracle is an SQL expression: compare via these converters on the raw Arrow value.
 def _epoch_or_infinity(arr: pa.Array, unit_max: int, unit_min: int) -> list[str | None]:
     out: list[str | None] = []
-    for v in arr.cast(pa.int64()).to_pylist():
-        out.append(None if v is None else "infinity" if v == unit_max else "-infinity" if v == unit_min else str(v))
+    for v in arr.view(pa.int32() if arr.type == pa.date32() else pa.int64()).to_pylist():
+        out.append(
+            None if v is None else "infinity" if v == unit_max else "-infinity" if v == unit_min else str(v)
+        )
     return out
 
 
@@ -303,11 +307,12 @@ def _expected_special(name: str, arr: pa.Array) -> list[str | None] | None:
     if name in ("c_ts", "c_tstz"):
         return _epoch_or_infinity(arr, 2**63 - 1, -(2**63))
     if name == "c_time":
-        return [None if v is None else str(v) for v in arr.cast(pa.int64()).to_pylist()]
+        return [None if v is None else str(v) for v in arr.view(pa.int64()).to_pylist()]
     if name == "c_timetz":
-        times = arr.field("time").cast(pa.int64()).to_pylist()
+        times = arr.field("time").view(pa.int64()).to_pylist()
         offsets = arr.field("offset_s").to_pylist()
-        return [None if not ok else f"{t} {o}" for ok, t, o in zip(arr.is_valid().to_pylist(), times, offsets)]
+        valid = arr.is_valid().to_pylist()
+        return [f"{t} {o}" if ok else None for ok, t, o in zip(valid, times, offsets, strict=True)]
     if name == "c_interval":
         out: list[str | None] = []
         for v in arr.to_pylist():
@@ -354,16 +359,12 @@ def test_every_type_decodes_to_what_postgresql_renders(every_type) -> None:
 
 def test_every_type_schema_carries_postgresql_type_names(every_type) -> None:
     _, _, columns, query_columns = every_type
-    table = decode_copy_binary(copy_bytes_empty(), columns[:0]) if False else None
-    assert table is None
     names = {c.name: c.type_name for c in columns}
     assert names["c_num"] == "numeric(12,2)"
     assert names["c_enum"] == "order_status"
     assert names["c_int4a"] == "integer[]"
     assert [c.name for c in columns][-1] == "tail"
     assert "gone" not in names
-    from parquetry.pgcopy.types import arrow_schema
-
     schema = arrow_schema(columns)
     assert schema.field("c_num").metadata == {b"pg_type": b"numeric(12,2)"}
     assert schema.field("c_num").type == pa.decimal128(12, 2)
@@ -375,10 +376,6 @@ def test_every_type_schema_carries_postgresql_type_names(every_type) -> None:
     assert [(c.name, c.type_name, c.pg_type) for c in query_columns] == [
         (c.name, c.type_name, c.pg_type) for c in columns
     ]
-
-
-def copy_bytes_empty() -> bytes:  # pragma: no cover - placeholder never called
-    raise AssertionError
 
 
 def test_every_type_decodes_identically_in_random_splits(every_type) -> None:
@@ -394,15 +391,16 @@ def test_every_type_decodes_identically_in_random_splits(every_type) -> None:
         prev = cut
     batches += decoder.finish()
     assert all(b.num_rows <= 3 for b in batches)
-    assert pa.Table.from_batches(batches, schema=decoder.schema).equals(whole)
+    assert_same_table(pa.Table.from_batches(batches, schema=decoder.schema), whole)
 
 
 def test_numeric_decodes_as_postgresql_prints_it(pg_dsn: str) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE n (x numeric, y numeric(20,6))")
         conn.execute(
-            "INSERT INTO n SELECT (random() * 10 ^ (random() * 40 - 20))::numeric * sign(random() - 0.5),"
-            " round((random() * 10 ^ (random() * 14))::numeric * sign(random() - 0.5), 6)"
+            "INSERT INTO n SELECT"
+            " (random() * 10 ^ (random() * 40 - 20))::numeric * sign(random() - 0.5)::numeric,"
+            " round((random() * 10 ^ (random() * 14))::numeric * sign(random() - 0.5)::numeric, 6)"
             " FROM generate_series(1, 3000)"
         )
         conn.execute("UPDATE n SET x = round(x, (random() * 30)::int) WHERE random() < 0.5")
@@ -415,7 +413,7 @@ def test_numeric_decodes_as_postgresql_prints_it(pg_dsn: str) -> None:
 
 def test_wide_table_of_1600_columns(pg_dsn: str) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        cols = sql.SQL(", ").join(sql.SQL("{} int8").format(sql.Identifier(f"c{i}")) for i in range(1600))
+        cols = sql.SQL(", ").join(sql.SQL("{} int4").format(sql.Identifier(f"c{i}")) for i in range(1600))
         conn.execute(sql.SQL("CREATE TABLE wide ({})").format(cols))
         values = sql.SQL(", ").join(sql.SQL("g * {}").format(sql.Literal(i)) for i in range(1600))
         conn.execute(sql.SQL("INSERT INTO wide SELECT {} FROM generate_series(1, 5) g").format(values))
@@ -440,8 +438,6 @@ def test_zero_row_table_gives_empty_table_with_schema(pg_dsn: str) -> None:
 
 
 def test_numeric_nan_in_constrained_column_is_refused_with_column_name(pg_dsn: str) -> None:
-    from parquetry.pgcopy.errors import CopyFormatError
-
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE nn (id int, price numeric(8,2))")
         conn.execute("INSERT INTO nn VALUES (1, 1.5), (2, 'NaN')")
@@ -449,8 +445,3 @@ def test_numeric_nan_in_constrained_column_is_refused_with_column_name(pg_dsn: s
         data = copy_bytes(conn, sql.SQL("SELECT * FROM nn ORDER BY id"))
     with pytest.raises(CopyFormatError, match=r"NaN.*row 2, column 'price'"):
         decode_copy_binary(data, columns, source="public.nn")
-
-
-def test_decimal_value_helper_roundtrip() -> None:
-    # format(Decimal, "f") renders like numeric_out for the scales used above (no exponent form).
-    assert format(decimal.Decimal("1E-10"), "f") == "0.0000000001"

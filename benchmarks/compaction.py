@@ -1,0 +1,307 @@
+"""Compaction benchmark: Parquetry against polars, DuckDB, pyarrow datasets, delta-rs and a byte copy.
+
+Builds its own inputs under a work directory:
+
+* fragmented: 2,000 files x 5,000 rows of mixed types (``--scale`` multiplies the file count);
+* healthy: 30 files of one 1,000,000-row row group each (``--scale`` multiplies the file count,
+  ``--healthy-rows`` sets the rows per file).
+
+Each engine runs in its own subprocess pinned to ``--cores`` cores, so its peak RSS is its own. Parquetry's
+time covers planning from the catalog, writing, full verification (every output row re-read and hashed)
+and the catalog commit; the peers only read and write. Prints a table, then one JSON line.
+
+    .venv/bin/python benchmarks/compaction.py --scale 0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROW_GROUP_ROWS = 1_000_000
+TARGET_FILE_ROWS = 8_000_000
+
+
+def _pin(cores: int) -> None:
+    available = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, set(available[:cores]))
+    os.environ["POLARS_MAX_THREADS"] = str(cores)
+    import pyarrow as pa
+
+    pa.set_cpu_count(cores)
+    pa.set_io_thread_count(max(cores, 2))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM: unlike ru_maxrss it does not inherit the parent's peak)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _inputs(directory: Path) -> list[str]:
+    return sorted(str(p) for p in directory.glob("*.parquet"))
+
+
+def worker(engine: str, case: str, work: Path, out: Path, dsn: str | None, cores: int) -> dict[str, Any]:
+    """Run one engine once; returns its seconds and peak RSS."""
+    _pin(cores)
+    src = work / case
+    files = _inputs(src)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    extra: dict[str, Any] = {}
+    if engine.startswith("parquetry"):
+        from parquetry.catalog import Catalog, FragmentationPolicy
+        from parquetry.compact import CompactionSettings, Compactor
+
+        catalog = Catalog(dsn or "", policy=FragmentationPolicy())
+        settings = CompactionSettings(
+            row_group_rows=ROW_GROUP_ROWS,
+            target_file_rows=TARGET_FILE_ROWS,
+            force=engine == "parquetry-forced",
+        )
+        result = Compactor(catalog, settings).run(f"{case}-{engine}")
+        extra = {
+            "status": result.status,
+            "files_after": result.files_after,
+            "verified": result.verification.get("verified", False),
+        }
+    elif engine == "polars":
+        import polars as pl
+
+        pl.scan_parquet(files).sink_parquet(
+            out / "part-0.parquet", compression="zstd", compression_level=3, row_group_size=ROW_GROUP_ROWS
+        )
+    elif engine == "duckdb":
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute(f"SET threads = {cores}")
+        con.execute(
+            "COPY (SELECT * FROM read_parquet($files)) TO '"
+            + str(out / "part-0.parquet").replace("'", "''")
+            + f"' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})",
+            {"files": files},
+        )
+    elif engine == "pyarrow":
+        import pyarrow.dataset as ds
+
+        ds.write_dataset(
+            ds.dataset(files, format="parquet"),
+            out,
+            format="parquet",
+            min_rows_per_group=ROW_GROUP_ROWS,
+            max_rows_per_group=ROW_GROUP_ROWS,
+            max_rows_per_file=TARGET_FILE_ROWS,
+            existing_data_behavior="overwrite_or_ignore",
+            file_options=ds.ParquetFileFormat().make_write_options(compression="zstd"),
+        )
+    elif engine == "deltalake":
+        from deltalake import DeltaTable
+
+        metrics = DeltaTable(str(work / f"{case}-delta")).optimize.compact(
+            target_size=256 << 20, max_concurrent_tasks=cores
+        )
+        extra = {"files_after": metrics.get("numFilesAdded")}
+    elif engine == "byte-copy":
+        for f in files:
+            shutil.copyfile(f, out / Path(f).name)
+    else:
+        raise SystemExit(f"unknown engine {engine}")
+    return {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb(), **extra}
+
+
+def build(work: Path, scale: float, healthy_rows: int, cores: int) -> dict[str, int]:
+    """Write the two input datasets (and a delta-rs copy of each) unless they are there already."""
+    from parquetry.storage import ParquetOptions, Storage
+    from parquetry.testing.compaction import write_files
+
+    _pin(cores)
+    frag_files = max(4, round(2000 * scale))
+    healthy_files = max(2, round(30 * scale))
+    plan = {"fragmented": (frag_files, 5000), "healthy": (healthy_files, healthy_rows)}
+    for case, (count, rows) in plan.items():
+        target = work / case
+        marker = target / f".built-{count}-{rows}"
+        if not marker.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            write_files(
+                Storage(str(target)),
+                "",
+                files=count,
+                rows_per_file=rows,
+                options=ParquetOptions(row_group_rows=rows),
+            )
+            marker.touch()
+    return {case: count for case, (count, _) in plan.items()}
+
+
+def register(work: Path, dsn: str, case: str, engine: str) -> None:
+    from parquetry.catalog import Catalog
+    from parquetry.storage import Storage
+
+    storage = Storage(str(work / f"{case}-{engine}"))
+    shutil.rmtree(storage.base, ignore_errors=True)
+    shutil.copytree(work / case, storage.base, ignore=shutil.ignore_patterns(".built-*"))
+    written = []
+    import pyarrow.parquet as pq
+
+    from parquetry.storage import WrittenFile
+
+    for path in storage.list_files(storage.base):
+        meta = pq.read_metadata(path)
+        digest, size = storage.file_digest(path)
+        written.append(WrittenFile(path, size, meta.num_rows, meta.num_row_groups, digest))
+    catalog = Catalog(dsn)
+    catalog.migrate()
+    catalog.register_files(f"{case}-{engine}", storage.root, written, pq.read_schema(written[0].path))
+
+
+def prepare_delta(work: Path, case: str) -> bool:
+    try:
+        from deltalake import convert_to_deltalake
+    except ImportError:
+        return False
+    target = work / f"{case}-delta"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(work / case, target, ignore=shutil.ignore_patterns(".built-*"))
+    convert_to_deltalake(str(target))
+    return True
+
+
+def installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def run_engine(engine: str, case: str, work: Path, dsn: str, cores: int) -> dict[str, Any]:
+    out = work / "out" / f"{case}-{engine}"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        engine,
+        "--case",
+        case,
+        "--work",
+        str(work),
+        "--out",
+        str(out),
+        "--dsn",
+        dsn,
+        "--cores",
+        str(cores),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--healthy-rows", type=int, default=1_000_000)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=None, help="where inputs are built (kept for re-runs)")
+    parser.add_argument("--dsn", default=None, help="catalog database (default: a throwaway PostgreSQL)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.case, args.work, args.out, args.dsn, args.cores)))
+        return
+
+    work = args.work or Path(tempfile.gettempdir()) / "parquetry-bench-compaction"
+    work.mkdir(parents=True, exist_ok=True)
+    counts = build(work, args.scale, args.healthy_rows, args.cores)
+    cluster = None
+    dsn = args.dsn
+    if dsn is None:
+        from parquetry.pg.cluster import PostgresCluster
+
+        cluster = PostgresCluster().start()
+        dsn = cluster.dsn()
+    try:
+        results: dict[str, dict[str, Any]] = {}
+        plans = {
+            "fragmented": ["parquetry", "polars", "duckdb", "pyarrow", "deltalake", "byte-copy"],
+            "healthy": ["parquetry", "parquetry-forced", "byte-copy"],
+        }
+        for case, engines in plans.items():
+            for engine in engines:
+                key = f"{case}/{engine}"
+                module = {"polars": "polars", "deltalake": "deltalake"}.get(engine)
+                if module and not installed(module):
+                    results[key] = {"error": "not installed"}
+                    continue
+                if engine.startswith("parquetry"):
+                    register(work, dsn, case, engine)
+                if engine == "deltalake":
+                    prepare_delta(work, case)
+                results[key] = run_engine(engine, case, work, dsn, args.cores)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+    print(
+        f"inputs: fragmented {counts['fragmented']} files x 5000 rows; healthy {counts['healthy']} files x "
+        f"{args.healthy_rows} rows; {args.cores} cores"
+    )
+    print(f"{'case/engine':<28} {'seconds':>9} {'peak RSS MB':>12}  notes")
+    for key, r in results.items():
+        if "error" in r:
+            print(f"{key:<28} {'-':>9} {'-':>12}  {r['error']}")
+            continue
+        notes = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("seconds", "peak_rss_mb"))
+        print(f"{key:<28} {r['seconds']:>9.2f} {r['peak_rss_mb']:>12.0f}  {notes}")
+
+    def seconds(key: str) -> float | None:
+        r = results.get(key, {})
+        return r.get("seconds")
+
+    peers = [s for k in ("polars", "duckdb", "pyarrow", "deltalake") if (s := seconds(f"fragmented/{k}"))]
+    frag = seconds("fragmented/parquetry")
+    best = min(peers) if peers else None
+    healthy = seconds("healthy/parquetry")
+    forced = seconds("healthy/parquetry-forced")
+    copy = seconds("healthy/byte-copy")
+    summary = {
+        "cores": args.cores,
+        "scale": args.scale,
+        "fragmented": {
+            "parquetry_s": frag,
+            "best_peer_s": best,
+            "speedup": round(best / frag, 3) if frag and best else None,
+            "peak_rss_mb": results.get("fragmented/parquetry", {}).get("peak_rss_mb"),
+        },
+        "healthy": {
+            "parquetry_s": healthy,
+            "byte_copy_s": copy,
+            "ratio_to_copy": round(healthy / copy, 3) if healthy and copy else None,
+            "parquetry_forced_s": forced,
+            "forced_ratio_to_copy": round(forced / copy, 3) if forced and copy else None,
+        },
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

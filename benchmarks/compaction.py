@@ -60,6 +60,13 @@ def worker(engine: str, case: str, work: Path, out: Path, dsn: str | None, cores
     src = work / case
     files = _inputs(src)
     out.mkdir(parents=True, exist_ok=True)
+    for module in {
+        "polars": ["polars"],
+        "duckdb": ["duckdb"],
+        "pyarrow": ["pyarrow.dataset"],
+        "deltalake": ["deltalake"],
+    }.get(engine, ["parquetry.compact", "duckdb", "psycopg"]):
+        __import__(module)  # import time is not compaction time, for any engine
     started = time.perf_counter()
     extra: dict[str, Any] = {}
     if engine.startswith("parquetry"):

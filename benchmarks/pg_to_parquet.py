@@ -47,7 +47,7 @@ FILL = """
 INSERT INTO {table}
 SELECT g / 4 + 1,
        CASE WHEN g %% 20 = 1 THEN NULL ELSE (g::bigint * 2654435761) %% 200000 + 1 END,
-       (g * 7919) %% 10000 + 1,
+       (g::bigint * 7919) %% 10000 + 1,
        g %% 4 + 1,
        ((g * 31) %% 50 + 1)::numeric(15,2),
        CASE WHEN g %% 20 = 2 THEN NULL ELSE ((g::bigint * 104729) %% 10000000 / 100.0)::numeric(15,2) END,
@@ -152,6 +152,31 @@ def run_parquetry(dsn: str, out_dir: Path, limit: int | None, workers: int | Non
     }
 
 
+def run_parquetry_read(dsn: str, out_dir: Path, limit: int | None, workers: int | None) -> dict:
+    """Parquetry's readers alone: chunks are staged and dropped, not decoded (its client CPU per GB)."""
+    from parquetry.extract.pipeline import ExtractOptions, run_extraction
+    from parquetry.extract.spec import TableSpec
+
+    spec = (
+        TableSpec("bench", query=f"SELECT * FROM {TABLE} LIMIT {limit}")
+        if limit
+        else TableSpec("bench", relation=TABLE)
+    )
+
+    def drop(plan, chunks):
+        return sum(1 for _ in chunks)
+
+    t0, c0 = time.perf_counter(), _cpu()
+    run = run_extraction(dsn, spec, drop, options=ExtractOptions(workers=workers))
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": _cpu() - c0,
+        "stream_bytes": run.stats.stream_bytes,
+        "reader": run.stats.reader,
+        "workers": run.stats.workers,
+    }
+
+
 def run_connectorx(dsn: str, out_dir: Path, limit: int | None) -> dict:
     import connectorx as cx
     import pyarrow.parquet as pq
@@ -230,6 +255,7 @@ def _url(dsn: str) -> str:
 CONTENDERS = {
     "floor": run_floor,
     "parquetry": run_parquetry,
+    "parquetry_read": run_parquetry_read,
     "duckdb": run_duckdb,
     "connectorx": run_connectorx,
     "adbc": run_adbc,
@@ -239,7 +265,7 @@ CONTENDERS = {
 def contender_main(name: str, dsn: str, workers: int | None) -> None:
     """Warm up once on a few rows, then time the whole table; print one JSON line."""
     fn = CONTENDERS[name]
-    extra = {"workers": workers} if name == "parquetry" else {}
+    extra = {"workers": workers} if name.startswith("parquetry") else {}
     with tempfile.TemporaryDirectory() as warm:
         fn(dsn, Path(warm), 2000, **extra)
     with tempfile.TemporaryDirectory() as out:
@@ -304,7 +330,9 @@ def main() -> None:
             t0 = time.perf_counter()
             create_table(dsn, args.rows)
             print(f"# created {TABLE} with {args.rows} rows in {time.perf_counter() - t0:.1f} s", flush=True)
-        names = ["floor", "parquetry"] + ([] if args.skip_peers else ["duckdb", "connectorx", "adbc"])
+        names = ["floor", "parquetry_read", "parquetry"] + (
+            [] if args.skip_peers else ["duckdb", "connectorx", "adbc"]
+        )
         results: dict[str, list[dict]] = {n: [] for n in names}
         for _ in range(args.repeat):
             for name in names:
@@ -336,7 +364,12 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
             continue
         note = ""
         if name == "parquetry":
-            note = f"reader={runs[0].get('reader')} workers={runs[0].get('workers')}"
+            stages = runs[0].get("timings", {})
+            note = f"workers={runs[0].get('workers')} " + " ".join(
+                f"{k[:-2]}={v:.2f}" for k, v in stages.items() if k != "wall_s"
+            )
+        elif name == "parquetry_read":
+            note = f"read only: reader={runs[0].get('reader')} workers={runs[0].get('workers')}"
         elif name == "floor":
             note = "psql COPY BINARY, 4 ctid ranges"
         else:
@@ -353,6 +386,9 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         "ratio_to_floor": round(parquetry_s / floor_s, 3) if floor_s and parquetry_s else None,
         "speedup_vs_best_peer": round(best_peer / parquetry_s, 3) if best_peer and parquetry_s else None,
         "client_cpu_s_per_gb": round(parquetry_cpu / gb, 3) if parquetry_cpu and stream_bytes else None,
+        "read_client_cpu_s_per_gb": round(med("parquetry_read", "cpu_s") / gb, 3)
+        if med("parquetry_read", "cpu_s") and stream_bytes
+        else None,
         "floor_client_cpu_s_per_gb": round(med("floor", "cpu_s") / gb, 3)
         if floor_s and stream_bytes
         else None,

@@ -167,6 +167,21 @@ def _record(report: DemoReport, kind: str, name: str, result: Any) -> None:
         report.failed_runs.append((kind, name))
 
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+DEFAULT_DAYS_PER_PARTITION_RUN = 7
+
+
+def _single_run_backfill(job: Any) -> bool:
+    """True when every asset of ``job`` takes a partition range in one run (``BackfillPolicy.single_run``)."""
+    layer = job.asset_layer
+    keys = list(layer.executable_asset_keys)
+    return bool(keys) and all(
+        (policy := layer.get(key).backfill_policy) is not None
+        and policy.policy_type == dg.BackfillPolicyType.SINGLE_RUN
+        for key in keys
+    )
+
+
 def materialize_everything(
     defs: dg.Definitions,
     resources: dict[str, Any],
@@ -174,59 +189,95 @@ def materialize_everything(
     report: DemoReport,
     *,
     max_days: int | None = None,
+    verbose: bool = False,
     log: Any = print,
 ) -> None:
-    """Run every job the demo covers, in dependency order, recording successes and failures."""
+    """Run every job the demo covers, in dependency order, recording successes and failures.
+
+    Daily partitions go in one run per job when its assets have a single-run backfill policy, else one
+    run per day (the last ``DEFAULT_DAYS_PER_PARTITION_RUN`` days unless ``max_days`` says otherwise).
+    """
     repo = defs.get_repository_def()
     job_names = set(repo.job_names)
+    run_config: dict[str, Any] = {} if verbose else QUIET
 
     # 1. daily partitions of the PostgreSQL tables
     for name in sorted(n for n in job_names if n.startswith("postgres_daily_job")):
         job = repo.get_job(name)
-        days = sample_days(job.partitions_def, max_days)
-        log(f"extracting {len(days)} daily partition(s) with {name}: {days[0]} .. {days[-1]}")
-        for day in days:
-            _record(
-                report,
-                "daily partitions",
-                f"{name}[{day}]",
-                job.execute_in_process(instance=instance, partition_key=day, raise_on_error=False),
+        single_run = _single_run_backfill(job)
+        days = sample_days(
+            job.partitions_def, max_days or (None if single_run else DEFAULT_DAYS_PER_PARTITION_RUN)
+        )
+        if not days:
+            continue
+        if single_run:
+            log(f"extracting {len(days)} daily partitions in one run of {name}: {days[0]} .. {days[-1]}")
+            tags = {
+                "dagster/asset_partition_range_start": days[0],
+                "dagster/asset_partition_range_end": days[-1],
+            }
+            result = job.execute_in_process(
+                instance=instance, tags=tags, run_config=run_config, raise_on_error=False
             )
+            _record(report, "daily partition runs", f"{name}[{days[0]}...{days[-1]}]", result)
+            continue
+        log(f"extracting {len(days)} daily partitions, one run each, with {name}: {days[0]} .. {days[-1]}")
+        for day in days:
+            result = job.execute_in_process(
+                instance=instance, partition_key=day, run_config=run_config, raise_on_error=False
+            )
+            _record(report, "daily partition runs", f"{name}[{day}]", result)
 
-    # 2. STDF: one landing-sensor tick, one run per new file
+    # 2. STDF: one tick of the landing sensor, then one run per new file, as the daemon would
     if "stdf_ingest_job" in job_names:
-        from pipeline_assets.stdf_files import ingest_landing_once
-
-        runs, _ = ingest_landing_once(instance, resources, landing_uri=os.environ["PARQUETRY_LANDING_URI"])
-        log(f"ingested the landing folder: {len(runs)} STDF file(s)")
-        for run in runs:
-            _record(report, "stdf files", f"stdf_ingest_job[{run.run_id[:8]}]", run)
+        ingest_landing(repo, instance, run_config, report, log)
 
     # 3. every unpartitioned asset (whole-table snapshots, reports)
     if "demo_job" in job_names:
         log("materializing the unpartitioned assets (demo_job)")
-        _record(
-            report,
-            "demo_job",
-            "demo_job",
-            repo.get_job("demo_job").execute_in_process(instance=instance, raise_on_error=False),
+        result = repo.get_job("demo_job").execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
         )
+        _record(report, "demo_job", "demo_job", result)
 
     # 4. compaction of what the catalog flags
     if "compaction_job" in job_names:
         flagged = _flagged_datasets(resources)
+        log(f"compacting {len(flagged)} flagged dataset(s)" + (f": {', '.join(flagged)}" if flagged else ""))
         if flagged:
             instance.add_dynamic_partitions("datasets", flagged)
-            log(f"compacting {len(flagged)} flagged dataset(s)")
         for name in flagged:
-            _record(
-                report,
-                "compactions",
-                f"compaction_job[{name}]",
-                repo.get_job("compaction_job").execute_in_process(
-                    instance=instance, partition_key=name, raise_on_error=False
-                ),
+            result = repo.get_job("compaction_job").execute_in_process(
+                instance=instance, partition_key=name, run_config=run_config, raise_on_error=False
             )
+            _record(report, "compactions", f"compaction_job[{name}]", result)
+
+
+def ingest_landing(
+    repo: Any, instance: dg.DagsterInstance, run_config: dict[str, Any], report: DemoReport, log: Any
+) -> None:
+    """Evaluate the landing sensor once and execute the runs it requests, in this process."""
+    sensor = repo.get_sensor_def("stdf_landing_sensor")
+    with dg.build_sensor_context(instance=instance, repository_def=repo) as context:
+        # The raw result: resolving it would validate partitions the tick itself is about to add.
+        result = sensor(context)
+    if isinstance(result, dg.SkipReason):
+        log(f"the landing sensor skipped: {result.skip_message}")
+        return
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys or []))
+    requests = list(result.run_requests or [])
+    log(f"the landing sensor requested {len(requests)} STDF ingestion run(s)")
+    job = repo.get_job("stdf_ingest_job")
+    for request in requests:
+        run = job.execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            tags=request.tags,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+        _record(report, "stdf files", request.tags.get("parquetry/stdf_name", request.partition_key), run)
 
 
 def _flagged_datasets(resources: dict[str, Any]) -> list[str]:
@@ -311,7 +362,13 @@ def demo_stack(workdir: Path, output: Path, scale: float, seed: int = 0, log: An
 
 
 def run_demo(
-    workdir: Path, output: Path, *, scale: float = 0.02, max_days: int | None = None, log: Any = print
+    workdir: Path,
+    output: Path,
+    *,
+    scale: float = 0.02,
+    max_days: int | None = None,
+    verbose: bool = False,
+    log: Any = print,
 ) -> DemoReport:
     started = time.perf_counter()
     with demo_stack(workdir, output, scale, log=log) as settings:
@@ -320,7 +377,9 @@ def run_demo(
             data_root=Path(settings["PARQUETRY_DATA_ROOT"]), dagster_home=Path(settings["DAGSTER_HOME"])
         )
         with dg.DagsterInstance.get() as instance:
-            materialize_everything(defs, resources, instance, report, max_days=max_days, log=log)
+            materialize_everything(
+                defs, resources, instance, report, max_days=max_days, verbose=verbose, log=log
+            )
         report.datasets = summarize(report.data_root)
     report.seconds = time.perf_counter() - started
     return report
@@ -335,9 +394,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--output", default="demo_output", help="the Parquet goes to OUTPUT/parquet")
     parser.add_argument("--scale", type=float, default=0.02, help="sample database scale (1.0: 100k orders)")
-    parser.add_argument("--days", type=int, default=None, help="extract only the last DAYS daily partitions")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="extract the last DAYS daily partitions (default: all the sample covers in one run when the "
+        f"assets allow partition ranges, else the last {DEFAULT_DAYS_PER_PARTITION_RUN})",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
     args = parser.parse_args(argv)
-    report = run_demo(Path(args.workdir), Path(args.output), scale=args.scale, max_days=args.days)
+    report = run_demo(
+        Path(args.workdir), Path(args.output), scale=args.scale, max_days=args.days, verbose=args.verbose
+    )
     print()
     print(f"Parquet written under {report.data_root}")
     print(

@@ -184,7 +184,7 @@ def ingest_landing_once(
         return [], cursor
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys or []))
-    job = dg.Definitions(assets=[stdf_tables], jobs=[stdf_ingest_job], resources=resources).get_job_def(
+    job = dg.Definitions(assets=[stdf_tables], jobs=[stdf_ingest_job], resources=resources).resolve_job_def(
         INGEST_JOB_NAME
     )
     runs = [

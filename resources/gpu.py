@@ -27,7 +27,9 @@ class GpuResource(dg.ConfigurableResource):
     initial_pool_size: str = Field(default="0.5", description="bytes, '8GiB', or a fraction of free memory")
     maximum_pool_size: str | None = Field(default="0.9", description="bytes, '8GiB', fraction, or null")
     engine: str = Field(default="auto", description="auto | gpu | cpu")
-    require_cudf: bool = Field(default=True, description="the GPU engine also needs cuDF (GPU Parquet writer)")
+    require_cudf: bool = Field(
+        default=True, description="the GPU engine also needs cuDF (GPU Parquet writer)"
+    )
     writer: str = Field(default="pyarrow", description="Parquet writer on the GPU engine: pyarrow | cudf")
 
     _pool: Any = PrivateAttr(default=None)

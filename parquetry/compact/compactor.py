@@ -14,16 +14,19 @@ One run over one dataset:
 5. commit the swap in one catalog transaction, fenced by the lease token. Inputs are deleted later, after
    a grace period, by :func:`parquetry.compact.cleanup.cleanup`.
 
-Healthy row groups are decoded and re-encoded whole (one input row group, one output row group), not
-copied byte for byte: that needs a hand-written Parquet footer encoder, and a faulty footer is exactly how
-data gets lost. Files the policy calls healthy are not touched at all.
+Files the policy calls healthy are not touched at all. An output made only of healthy row groups (at
+least ``min_row_group_rows``, statistics present, same Parquet layout as the merged schema) is copied byte
+for byte (:mod:`parquetry.compact.rowgroup_copy`); other outputs are decoded and re-encoded, with healthy
+row groups kept whole (one input row group, one output row group) and small ones re-chunked.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -35,12 +38,27 @@ import pyarrow.parquet as pq
 
 from parquetry.catalog import Catalog, LiveFile
 from parquetry.compact.faults import fault_point
-from parquetry.compact.plan import Plan, PlanConfig, PlanInput, PlannedFile, Slice, plan_compaction
+from parquetry.compact.plan import (
+    Plan,
+    PlanConfig,
+    PlanInput,
+    PlannedFile,
+    PlannedRowGroup,
+    Slice,
+    plan_compaction,
+)
+from parquetry.compact.rowgroup_copy import (
+    RowGroupCopyError,
+    SourceFooter,
+    copy_row_groups,
+    read_source_footer,
+)
 from parquetry.compact.schema_merge import SchemaMergeError, conform, merge_schemas
 from parquetry.compact.verify import RowDigest
 from parquetry.storage import ParquetOptions, Storage, WrittenFile
 
 StorageFactory = Callable[[str], Storage]
+PREFETCH = 2  # assembled row groups waiting for the writer
 
 
 class CompactionError(RuntimeError):
@@ -60,6 +78,7 @@ class CompactionSettings:
     compression_level: int | None = 3
     lease_ttl_s: float = 900.0
     force: bool = False  # rewrite files the policy calls healthy too
+    copy_row_groups: bool = True  # outputs made only of healthy row groups are copied byte for byte
 
 
 @dataclass
@@ -141,18 +160,38 @@ class Compactor:
                     duration_s=time.perf_counter() - started,
                 )
             target = self._merged_schema(storage, plan, schemas)
+            copies = self._copyable_outputs(storage, plan, target, schemas)
+            skip = {
+                (s.input_index, s.row_group)
+                for n in copies
+                for rg in plan.outputs[n].row_groups
+                for s in rg.slices
+            }
             input_digest = RowDigest()
-            reader = _RowGroupReader(storage, plan, target, input_digest)
+            reader = _RowGroupReader(storage, plan, target, input_digest, skip)
+            copied = {"files": 0, "row_groups": 0, "chunk_bytes": 0}
             try:
-                for planned in plan.outputs:
-                    published.append(self._write(storage, planned, reader, target))
+                for n, planned in enumerate(plan.outputs):
+                    if n in copies:
+                        try:
+                            written, info = copy_row_groups(storage, planned.path, copies[n])
+                        except RowGroupCopyError as exc:
+                            raise CompactionError(str(exc)) from exc
+                        copied["files"] += 1
+                        copied["row_groups"] += info["row_groups"]
+                        copied["chunk_bytes"] += info["chunk_bytes"]
+                        published.append(written)
+                    else:
+                        published.append(self._write(storage, planned, reader, target))
                     self.catalog.renew_lease(dataset, lease.token, self.settings.lease_ttl_s)
                 reader.finish()
                 input_digest.flush()
             finally:
                 reader.close()
             try:
-                verification = self._verify(storage, plan, published, input_digest, by_path)
+                reencoded = [w for n, w in enumerate(published) if n not in copies]
+                verification = self._verify(storage, plan, published, reencoded, input_digest, by_path)
+                verification["byte_copied"] = copied
             finally:
                 input_digest.close()
             fault_point("after_outputs")
@@ -237,6 +276,36 @@ class Compactor:
         except SchemaMergeError as exc:
             raise CompactionError(str(exc)) from exc
 
+    def _copyable_outputs(
+        self, storage: Storage, plan: Plan, target: pa.Schema, schemas: dict[str, pa.Schema]
+    ) -> dict[int, list[tuple[SourceFooter, int]]]:
+        """Outputs made only of whole healthy row groups from files laid out exactly like the target."""
+        if not self.settings.copy_row_groups:
+            return {}
+        footers: dict[str, SourceFooter] = {}
+        copies: dict[int, list[tuple[SourceFooter, int]]] = {}
+        for n, planned in enumerate(plan.outputs):
+            parts: list[tuple[SourceFooter, int]] = []
+            for rg in planned.row_groups:
+                if not rg.passthrough:
+                    break
+                (piece,) = rg.slices
+                path = plan.inputs[piece.input_index].path
+                if not schemas[path].remove_metadata().equals(target):
+                    break
+                if path not in footers:
+                    try:
+                        footers[path] = read_source_footer(storage, path)
+                    except RowGroupCopyError as exc:
+                        raise CompactionError(str(exc)) from exc
+                source = footers[path]
+                if not source.copyable or (parts and source.layout_key != parts[0][0].layout_key):
+                    break
+                parts.append((source, piece.row_group))
+            else:
+                copies[n] = parts
+        return copies
+
     def _write(
         self, storage: Storage, planned: PlannedFile, reader: _RowGroupReader, schema: pa.Schema
     ) -> WrittenFile:
@@ -255,12 +324,15 @@ class Compactor:
         storage: Storage,
         plan: Plan,
         published: Sequence[WrittenFile],
+        reencoded: Sequence[WrittenFile],
         input_digest: RowDigest,
         by_path: dict[str, LiveFile],
     ) -> dict[str, Any]:
+        """Re-encoded outputs: rows re-read and hashed against the inputs' row groups. Byte-copied
+        outputs were verified structurally by the copier. Together they must hold the registered rows."""
         output_digest = RowDigest()
         try:
-            for written in published:
+            for written in reencoded:
                 pf = _read_footer(storage, written.path)
                 try:
                     _check_statistics(storage.uri(written.path), pf.metadata)
@@ -273,10 +345,9 @@ class Compactor:
             output_digest.close()
         problems = input_digest.differences(output_digest)
         registered_rows = sum(by_path[f.path].rows for f in plan.inputs)
-        if output_digest.rows != registered_rows:
-            problems.append(
-                f"outputs hold {output_digest.rows} rows, the catalog registered {registered_rows}"
-            )
+        output_rows = sum(w.rows for w in published)
+        if output_rows != registered_rows:
+            problems.append(f"outputs hold {output_rows} rows, the catalog registered {registered_rows}")
         if problems:
             raise VerificationError(f"compaction of plan {plan.hash[:20]} failed verification: {problems}")
         return {"verified": True, "input": input_digest.as_dict(), "output": output_digest.as_dict()}
@@ -289,7 +360,10 @@ class _RowGroupReader:
     planning error that drops or repeats rows shows up as a digest mismatch.
     """
 
-    def __init__(self, storage: Storage, plan: Plan, target: pa.Schema, digest: RowDigest) -> None:
+    def __init__(
+        self, storage: Storage, plan: Plan, target: pa.Schema, digest: RowDigest, skip: set[tuple[int, int]]
+    ) -> None:
+        self.skip = skip  # row groups byte-copied instead
         self.storage = storage
         self.plan = plan
         self.target = target
@@ -329,19 +403,54 @@ class _RowGroupReader:
     def _slice(self, s: Slice) -> pa.Table:
         return self._row_group(s.input_index, s.row_group).slice(s.offset, s.length)
 
+    def _assemble(self, rg: PlannedRowGroup) -> pa.RecordBatch:
+        pieces = [self._slice(s) for s in rg.slices]
+        table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
+        columns = [pa.concat_arrays(c.chunks) if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
+        return pa.RecordBatch.from_arrays(columns, schema=self.target)
+
     def batches(self, planned: PlannedFile) -> Iterator[pa.RecordBatch]:
-        """One record batch per planned row group (the writer makes each batch one row group)."""
-        for rg in planned.row_groups:
-            pieces = [self._slice(s) for s in rg.slices]
-            table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
-            columns = [pa.concat_arrays(c.chunks) if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
-            yield pa.RecordBatch.from_arrays(columns, schema=self.target)
+        """One record batch per planned row group (the writer makes each batch one row group).
+
+        Row groups are read, conformed and hashed in a background thread while the caller encodes the
+        previous one (both release the GIL), with at most ``PREFETCH`` assembled row groups waiting, so
+        memory stays bounded by a few output row groups.
+        """
+        ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=PREFETCH)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for rg in planned.row_groups:
+                    if stop.is_set():
+                        return
+                    ready.put(("batch", self._assemble(rg)))
+                ready.put(("done", None))
+            except BaseException as exc:  # handed to the consumer, which raises it
+                ready.put(("error", exc))
+
+        worker = threading.Thread(target=produce, name="parquetry-compact-read", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, value = ready.get()
+                if kind == "done":
+                    return
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            stop.set()
+            while worker.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    ready.get(timeout=0.05)
+            worker.join()
 
     def finish(self) -> None:
         """Every non-empty row group of every input was read (and so hashed) exactly once."""
         for index, f in enumerate(self.plan.inputs):
             for r, n in enumerate(f.row_group_rows):
-                if n and (index, r) not in self.read:
+                if n and (index, r) not in self.read and (index, r) not in self.skip:
                     raise CompactionError(f"plan left row group {r} of {f.path} unread")
 
     def close(self) -> None:

@@ -7,17 +7,22 @@ verify, atomic publish). Row groups and files are cut by row count alone, so the
 depend only on the rows and their order, never on chunk sizes, decoder batch sizes or the number
 of workers: re-runs are byte-identical.
 
-Layout: ``<root>/<dataset>/[date=YYYY-MM-DD/]part-NNNNN.parquet``. A re-run publishes the new
-files and then deletes files of the partition that the run did not write (e.g. a part-00003 left
-by an earlier, larger run), so a partition always holds exactly one run's output.
+Layout: ``<root>/<dataset>/[date=YYYY-MM-DD/]part-NNNNN.parquet``. A run writes and verifies all
+its files under hidden temporary names first, then moves them into place and deletes parts the run
+did not write (e.g. a part-00003 left by an earlier, larger run): a partition holds exactly one
+run's output, and a failed run leaves the previous one untouched.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import posixpath
+import queue
 import re
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +35,7 @@ from parquetry.extract.plan import ExtractPlan, day_window
 from parquetry.extract.spec import TableSpec
 from parquetry.extract.staging import StagedChunk
 from parquetry.pgcopy.types import PgColumn, arrow_schema
-from parquetry.storage import ParquetOptions, Storage, WrittenFile
+from parquetry.storage import TEMP_PREFIX, ParquetOptions, Storage, WrittenFile
 
 PART_RE = re.compile(r"^part-\d{5}\.parquet$")
 ChunkDecoder = Callable[[StagedChunk, list[PgColumn], int], Iterable[pa.RecordBatch]]
@@ -108,48 +113,63 @@ def write_partition(
     schema: pa.Schema,
     options: ParquetOptions,
 ) -> list[WrittenFile]:
-    """Write ``batches`` as ``part-NNNNN.parquet`` files in ``directory`` and drop older parts.
+    """Write ``batches`` as the ``part-NNNNN.parquet`` files of ``directory``, replacing the old ones.
 
-    An empty input still writes one (empty) file, so a materialized partition always has a schema.
+    Files are first written (and verified) in a hidden ``.tmp-run-*`` folder under names no Parquet
+    glob matches; only when every file is written are they moved to their final names and the old
+    run's extra parts deleted. A failed run therefore leaves the partition as it was. An empty input
+    still writes one (empty) file, so a materialized partition always has a schema.
     """
+    pending_dir = posixpath.join(directory, f"{TEMP_PREFIX}run-{uuid.uuid4().hex[:12]}")
     rows = _Rows(batches)
     group = max(1, min(options.row_group_rows, options.target_file_rows))
-    written: list[WrittenFile] = []
-    while True:
-        first = rows.take(group)
-        if first is None and written:
-            break
+    pending: list[WrittenFile] = []
+    try:
+        while True:
+            first = rows.take(group)
+            if first is None and pending:
+                break
 
-        def file_batches(first: pa.RecordBatch | None = first) -> Iterator[pa.RecordBatch]:
-            if first is None:
-                return
-            yield first
-            count = first.num_rows
-            while count < options.target_file_rows:
-                batch = rows.take(min(group, options.target_file_rows - count))
-                if batch is None:
+            def file_batches(first: pa.RecordBatch | None = first) -> Iterator[pa.RecordBatch]:
+                if first is None:
                     return
-                yield batch
-                count += batch.num_rows
+                yield first
+                count = first.num_rows
+                while count < options.target_file_rows:
+                    batch = rows.take(min(group, options.target_file_rows - count))
+                    if batch is None:
+                        return
+                    yield batch
+                    count += batch.num_rows
 
-        written.append(
-            storage.write_parquet(part_path(directory, len(written)), file_batches(), schema, options)
-        )
-        if first is None:
-            break
-    keep = {f.path for f in written}
-    for path in storage.list_files(directory):
-        if (
-            posixpath.dirname(path) == directory
-            and PART_RE.match(posixpath.basename(path))
-            and path not in keep
-        ):
-            storage.delete(path)
+            path = posixpath.join(pending_dir, f"{TEMP_PREFIX}part-{len(pending):05d}.pending")
+            pending.append(storage.write_parquet(path, file_batches(), schema, options))
+            if first is None:
+                break
+        written = []
+        for index, file in enumerate(pending):
+            final = part_path(directory, index)
+            storage.fs.move(file.path, final)  # a rename on local disks: atomic, replaces the old part
+            written.append(dataclasses.replace(file, path=final))
+        keep = {f.path for f in written}
+        for path in storage.list_files(directory):
+            if (
+                posixpath.dirname(path) == directory
+                and PART_RE.match(posixpath.basename(path))
+                and path not in keep
+            ):
+                storage.delete(path)
+    finally:
+        if storage.exists(pending_dir):
+            storage.delete(pending_dir)
     return written
 
 
 class ParquetConsumer:
-    """The CPU consumer: ordered chunks -> ``decode`` -> row groups -> Parquet files in ``directory``."""
+    """The CPU consumer: ordered chunks -> ``decode`` -> row groups -> Parquet files in ``directory``.
+
+    Decoding runs in its own thread, ``prefetch`` batches ahead of Parquet encoding (0: same thread).
+    """
 
     def __init__(
         self,
@@ -160,6 +180,7 @@ class ParquetConsumer:
         decode: ChunkDecoder = decode_chunk_cpu,
         batch_rows: int = 65_536,
         engine: str = "cpu",
+        prefetch: int = 4,
     ):
         self.storage = storage
         self.directory = directory
@@ -167,6 +188,7 @@ class ParquetConsumer:
         self.decode = decode
         self.batch_rows = batch_rows
         self.engine = engine
+        self.prefetch = prefetch
 
     def __call__(self, plan: ExtractPlan, chunks: Iterator[StagedChunk]) -> ConsumeResult:
         schema = arrow_schema(plan.columns)
@@ -202,10 +224,69 @@ class ParquetConsumer:
 
         t0 = time.perf_counter()
         self.storage.remove_temporaries(self.directory)
-        files = write_partition(self.storage, self.directory, decoded(), schema, self.options)
+        if self.prefetch > 0:
+            stream = _prefetch(decoded(), self.prefetch, timings)
+            files = write_partition(self.storage, self.directory, stream, schema, self.options)
+            starved = timings.pop("starved_s")
+        else:
+            files = write_partition(self.storage, self.directory, decoded(), schema, self.options)
+            starved = timings["wait_s"] + timings["decode_s"]
         total = time.perf_counter() - t0
-        timings["write_s"] = max(0.0, total - timings["wait_s"] - timings["decode_s"])
+        timings["write_s"] = max(0.0, total - starved)
         return ConsumeResult(files, counts["rows"], schema, self.engine, timings, counts["batches"])
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def _prefetch(
+    items: Iterator[pa.RecordBatch], depth: int, timings: dict[str, float]
+) -> Iterator[pa.RecordBatch]:
+    """Run ``items`` (decoding) in a thread, ``depth`` batches ahead of the caller (Parquet encoding),
+    so both overlap; the decoder's first error is raised here, and a caller that stops early stops
+    the thread. ``timings["starved_s"]`` gets the time the caller waited for batches."""
+    out: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:
+            put(_Failed(exc))
+
+    thread = threading.Thread(target=run, name="parquetry-decode", daemon=True)
+    thread.start()
+    timings["starved_s"] = 0.0
+    try:
+        while True:
+            t0 = time.perf_counter()
+            item = out.get()
+            timings["starved_s"] += time.perf_counter() - t0
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass

@@ -45,9 +45,10 @@ class ExtractOptions:
     """How to read. ``workers=None`` means one per CPU core; ``staging_dir=None`` means
     ``$PARQUETRY_STAGING_DIR``, else ``/dev/shm/parquetry`` when it has room, else a temp dir.
 
-    ``range_bytes`` sets the ctid range size (heap bytes) and with it the plan, which never depends
-    on ``workers``. ``chunk_bytes`` bounds one chunk file; ``staging_budget_bytes`` bounds all staged
-    chunks together (at least two chunks). ``reader`` is ``auto``, ``socket`` or ``psycopg``.
+    ``range_bytes`` and ``min_ranges`` set the ctid range size (heap bytes) and with it the plan,
+    which never depends on ``workers``. ``chunk_bytes`` bounds one chunk file;
+    ``staging_budget_bytes`` bounds all staged chunks together (at least two chunks). ``reader`` is
+    ``auto``, ``socket`` or ``psycopg``.
     """
 
     workers: int | None = None
@@ -55,6 +56,7 @@ class ExtractOptions:
     staging_budget_bytes: int = 1 << 30
     chunk_bytes: int = 64 << 20
     range_bytes: int = 64 << 20
+    min_ranges: int = 16
     reader: str = "auto"
     batch_rows: int = 65_536
     connect_timeout_s: int = 30
@@ -146,7 +148,14 @@ def run_extraction(
         snapshot = str(coordinator.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
         try:
             columns = describe_spec(coordinator, spec)
-            plan = plan_extraction(coordinator, spec, columns, window=window, range_bytes=options.range_bytes)
+            plan = plan_extraction(
+                coordinator,
+                spec,
+                columns,
+                window=window,
+                range_bytes=options.range_bytes,
+                min_ranges=options.min_ranges,
+            )
         except psycopg.Error as exc:
             raise ExtractError(f"{spec.source}: {exc}") from exc
         prelude = sql.SQL(

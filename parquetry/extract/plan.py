@@ -6,7 +6,9 @@ the plan (leaf partitions, columns) matches the data the workers will read.
 The plan depends on the table's size and ``range_bytes`` only, never on the number of workers, so
 the chunk sequence (and with it the Parquet output) is the same whatever the parallelism.
 
-* A table or materialized view is split into ranges of ``range_bytes`` worth of pages; each range
+* A table or materialized view is split into ranges of ``range_bytes`` worth of pages, or into
+  ``min_ranges`` ranges of at least 1 MiB when that gives smaller ones (so that a table of a few
+  dozen megabytes still keeps every worker busy); each range
   is read with ``ctid >= '(a,0)' AND ctid < '(b,0)'`` (a TID range scan, PostgreSQL 14+). The last
   range has no upper bound so that nothing past the size measured at planning time is lost.
 * A partitioned table (or a table with inheritance children) is expanded to every member of its
@@ -135,6 +137,14 @@ def page_ranges(pages: int, pages_per_range: int) -> list[tuple[int, int | None]
     return [(i * pages_per_range, (i + 1) * pages_per_range if i < count - 1 else None) for i in range(count)]
 
 
+def range_pages(pages: int, block_size: int, range_bytes: int, min_ranges: int = 16) -> int:
+    """Pages per range: ``range_bytes`` worth, or less so that a relation has ``min_ranges`` ranges,
+    but never below 1 MiB (or ``range_bytes`` when that is smaller)."""
+    largest = max(1, range_bytes // block_size)
+    smallest = min(largest, max(1, (1 << 20) // block_size))
+    return min(largest, max(smallest, -(-pages // max(1, min_ranges))))
+
+
 def _tid(page: int) -> sql.Composable:
     return sql.SQL("{}::tid").format(sql.Literal(f"({page},0)"))
 
@@ -146,6 +156,7 @@ def plan_extraction(
     *,
     window: tuple[dt.datetime, dt.datetime] | None = None,
     range_bytes: int = 64 << 20,
+    min_ranges: int = 16,
 ) -> ExtractPlan:
     """Build the COPY tasks of ``spec`` (described ``columns``) on the coordinator connection."""
     conditions = filters(spec, window)
@@ -172,7 +183,6 @@ def plan_extraction(
 
     block_size = int(conn.execute("SELECT current_setting('block_size')::int").fetchone()[0])  # type: ignore[index]
     ranged = conn.info.server_version >= MIN_TID_RANGE_VERSION
-    pages_per_range = max(1, range_bytes // block_size)
     tasks: list[CopyTask] = []
     relations: list[str] = []
     total_pages = 0
@@ -185,7 +195,7 @@ def plan_extraction(
             tasks.append(CopyTask(len(tasks), member_label, _copy(select).as_string(conn)))
             continue
         total_pages += pages
-        ranges = page_ranges(pages, pages_per_range)
+        ranges = page_ranges(pages, range_pages(pages, block_size, range_bytes, min_ranges))
         for first, stop in ranges:
             tid: list[sql.Composable] = []
             if first > 0:

@@ -97,9 +97,13 @@ class GpuConsumer:
         engine = "gpu" + (f" ({'; '.join(notes)})" if notes else "")
         if writer == "pyarrow":
             consumer = ParquetConsumer(
-                self.storage, self.directory, self.options, decode=self._decode, batch_rows=self.batch_rows,
+                self.storage,
+                self.directory,
+                self.options,
+                decode=self._decode,
+                batch_rows=self.batch_rows,
                 engine=engine,
-            )  # fmt: skip
+            )
             return consumer(plan, chunks)
         return self._consume_with_cudf(plan, chunks, schema, engine)
 
@@ -154,10 +158,14 @@ class GpuConsumer:
             if chunk is None:
                 break
             t0 = time.perf_counter()
-            df = decode_chunk_to_cudf(read_chunk(chunk.path), plan.columns, str(chunk.path), self.decode_options)
+            df = decode_chunk_to_cudf(
+                read_chunk(chunk.path), plan.columns, str(chunk.path), self.decode_options
+            )
             timings["decode_s"] += time.perf_counter() - t0
             if len(df) != chunk.rows:
-                raise ExtractError(f"{chunk.source}: chunk {chunk.path.name} holds {chunk.rows} rows, {len(df)} decoded")
+                raise ExtractError(
+                    f"{chunk.source}: chunk {chunk.path.name} holds {chunk.rows} rows, {len(df)} decoded"
+                )
             total += len(df)
             pending.append(df)
             pending_rows += len(df)
@@ -169,10 +177,16 @@ class GpuConsumer:
         if pending_rows:
             write(cudf.concat(pending, ignore_index=True))
         elif not written:  # no rows at all: one empty file with the schema, as the CPU path writes
-            written.append(self.storage.write_parquet(part_path(self.directory, 0), schema.empty_table(), schema, opts))
+            written.append(
+                self.storage.write_parquet(part_path(self.directory, 0), schema.empty_table(), schema, opts)
+            )
         keep = {f.path for f in written}
         for path in self.storage.list_files(self.directory):
-            if posixpath.dirname(path) == self.directory and PART_RE.match(posixpath.basename(path)) and path not in keep:
+            if (
+                posixpath.dirname(path) == self.directory
+                and PART_RE.match(posixpath.basename(path))
+                and path not in keep
+            ):
                 self.storage.delete(path)
         return ConsumeResult(written, total, schema, engine, timings, len(written))
 
@@ -182,12 +196,14 @@ def gpu_chunk_consumer(storage: Any, directory: str, options: Any = None, **kwar
     return GpuConsumer(storage, directory, options, **kwargs)
 
 
-def gpu_consumer_factory(writer: str = "pyarrow", decode_options: GpuDecodeOptions | None = None,
-                         batch_rows: int = 65_536):  # fmt: skip
-    """A ``consumer_factory`` for ``extract_table_to_parquet``: ``(storage, directory, options) -> consumer``."""
+def gpu_consumer_factory(
+    writer: str = "pyarrow", decode_options: GpuDecodeOptions | None = None, batch_rows: int = 65_536
+):
+    """A ``consumer_factory`` for ``extract_table_to_parquet``: (storage, directory, options) -> consumer."""
 
     def factory(storage: Any, directory: str, options: Any) -> GpuConsumer:
-        return GpuConsumer(storage, directory, options, writer=writer, decode_options=decode_options,
-                           batch_rows=batch_rows)  # fmt: skip
+        return GpuConsumer(
+            storage, directory, options, writer=writer, decode_options=decode_options, batch_rows=batch_rows
+        )
 
     return factory

@@ -64,7 +64,9 @@ def cudf_type_id(arrow_type: pa.DataType) -> str | None:
     return CUDF_TYPE_IDS.get(str(arrow_type))
 
 
-def cudf_unsupported_columns(result_or_schema: GpuDecodeResult | pa.Schema, cpu_columns: Sequence[str] = ()) -> list[str]:
+def cudf_unsupported_columns(
+    result_or_schema: GpuDecodeResult | pa.Schema, cpu_columns: Sequence[str] = ()
+) -> list[str]:
     """Columns that keep a chunk off the cuDF writer (no mapping, or decoded on the CPU)."""
     schema = result_or_schema.schema if isinstance(result_or_schema, GpuDecodeResult) else result_or_schema
     if isinstance(result_or_schema, GpuDecodeResult):
@@ -95,10 +97,7 @@ def _column(plc, col: DeviceColumn) -> Any:
     n = col.length
     mask = plc.gpumemoryview(col.validity) if col.null_count else None
     tid = getattr(plc.TypeId, type_id)
-    if type_id == "DECIMAL128":
-        dtype = plc.DataType(tid, -t.scale)
-    else:
-        dtype = plc.DataType(tid)
+    dtype = plc.DataType(tid, -t.scale) if type_id == "DECIMAL128" else plc.DataType(tid)
     if type_id == "STRING":
         offsets_tid = plc.TypeId.INT64 if t == pa.large_string() else plc.TypeId.INT32
         offsets = plc.Column(plc.DataType(offsets_tid), n + 1, plc.gpumemoryview(col.offsets), None, 0, 0, [])
@@ -143,7 +142,9 @@ def write_cudf_parquet(df: Any, path: str, schema: pa.Schema, options: Any) -> t
     """
     import pyarrow.parquet as pq
 
-    compression = {"zstd": "ZSTD", "snappy": "SNAPPY", "none": None, "lz4": "LZ4"}[options.compression.lower()]
+    compression = {"zstd": "ZSTD", "snappy": "SNAPPY", "none": None, "lz4": "LZ4"}[
+        options.compression.lower()
+    ]
     df.to_parquet(
         path,
         compression=compression,

@@ -114,7 +114,9 @@ def _pgcopy():
     return decode, errors, types
 
 
-def _error(reason: str, *, source: str, offset: int | None, row: int | None = None, column: str | None = None):
+def _error(
+    reason: str, *, source: str, offset: int | None, row: int | None = None, column: str | None = None
+):
     _, errors, _ = _pgcopy()
     return errors.CopyFormatError(reason, source=source, offset=offset, row=row, column=column)
 
@@ -127,8 +129,12 @@ def to_device_bytes(data: Any) -> Any:
         return cuda.to_device(np.frombuffer(data, dtype=np.uint8))
     if isinstance(data, np.ndarray):
         return cuda.to_device(np.ascontiguousarray(data).view(np.uint8).reshape(-1))
-    if cuda.is_cuda_array(data):
+    arr = None
+    if hasattr(data, "copy_to_host") and hasattr(data, "dtype"):  # a numba device array (or the simulator's)
+        arr = data
+    elif hasattr(cuda, "is_cuda_array") and cuda.is_cuda_array(data):  # rmm.DeviceBuffer, CuPy, ...
         arr = cuda.as_cuda_array(data)
+    if arr is not None:
         if arr.dtype != np.uint8 or arr.ndim != 1:
             raise TypeError(f"device data must be a 1-D uint8 array, got {arr.dtype} with {arr.ndim} dims")
         return arr
@@ -181,10 +187,16 @@ def describe_bad_rows(tail: bytes, base: int, stream_end: int, row: int, columns
     pos = 0
     while True:
         if pos >= end:
-            return _error("stream ends without the end-of-data trailer (truncated)", source=source, offset=stream_end)
+            return _error(
+                "stream ends without the end-of-data trailer (truncated)", source=source, offset=stream_end
+            )
         if pos + 2 > end:
-            return _error("stream ends inside a row's field count (truncated)", source=source, offset=base + pos,
-                          row=row)  # fmt: skip
+            return _error(
+                "stream ends inside a row's field count (truncated)",
+                source=source,
+                offset=base + pos,
+                row=row,
+            )
         if pos + 2 > len(tail):
             return None
         nf = int.from_bytes(tail[pos : pos + 2], "big", signed=True)
@@ -193,24 +205,42 @@ def describe_bad_rows(tail: bytes, base: int, stream_end: int, row: int, columns
                 return _error("data after the end-of-data trailer", source=source, offset=base + pos + 2)
             return None
         if nf != ncols:
-            return _error(f"row has {nf} fields, expected {ncols} (or -1 for the trailer)", source=source,
-                          offset=base + pos, row=row)  # fmt: skip
+            return _error(
+                f"row has {nf} fields, expected {ncols} (or -1 for the trailer)",
+                source=source,
+                offset=base + pos,
+                row=row,
+            )
         p = pos + 2
         for col in columns:
             if p + 4 > end:
-                return _error("stream ends inside a field length (truncated row)", source=source, offset=base + p,
-                              row=row, column=col.name)  # fmt: skip
+                return _error(
+                    "stream ends inside a field length (truncated row)",
+                    source=source,
+                    offset=base + p,
+                    row=row,
+                    column=col.name,
+                )
             if p + 4 > len(tail):
                 return None
             ln = int.from_bytes(tail[p : p + 4], "big", signed=True)
             if ln < -1:
-                return _error("negative field length other than -1 (NULL)", source=source, offset=base + p,
-                              row=row, column=col.name)  # fmt: skip
+                return _error(
+                    "negative field length other than -1 (NULL)",
+                    source=source,
+                    offset=base + p,
+                    row=row,
+                    column=col.name,
+                )
             if ln > 0 and p + 4 + ln > end:
                 return _error(
-                    f"field length {ln} runs past the end of the stream ({end - p - 4} bytes left; truncated row)",
-                    source=source, offset=base + p, row=row, column=col.name,
-                )  # fmt: skip
+                    f"field length {ln} runs past the end of the stream "
+                    f"({end - p - 4} bytes left; truncated row)",
+                    source=source,
+                    offset=base + p,
+                    row=row,
+                    column=col.name,
+                )
             p += 4 + max(ln, 0)
         pos = p
         row += 1
@@ -259,16 +289,34 @@ def decode_device(
         spec_rows = cuda.device_array(nblocks, np.int64)
         spec_status = cuda.device_array(nblocks, np.int64)
         k.speculate_kernel[_grid(nblocks, threads)](
-            buf, data_start, limit, opts.block_size, ncols, opts.confirm, spec_entry, spec_exit, spec_rows,
+            buf,
+            data_start,
+            limit,
+            opts.block_size,
+            ncols,
+            opts.confirm,
+            spec_entry,
+            spec_exit,
+            spec_rows,
             spec_status,
-        )  # fmt: skip
+        )
         true_entry = cuda.device_array(nblocks, np.int64)
         row_base = cuda.device_array(nblocks, np.int64)
         result = cuda.to_device(np.zeros(5, np.int64))
         k.chain_kernel(opts.chain_tile)[1, opts.chain_tile](
-            buf, data_start, limit, opts.block_size, ncols, spec_entry, spec_exit, spec_rows, spec_status,
-            true_entry, row_base, result,
-        )  # fmt: skip
+            buf,
+            data_start,
+            limit,
+            opts.block_size,
+            ncols,
+            spec_entry,
+            spec_exit,
+            spec_rows,
+            spec_status,
+            true_entry,
+            row_base,
+            result,
+        )
         total, status, errpos, rewalks, end_pos = (int(v) for v in result.copy_to_host())
         if status != k.ST_OK:
             # A row that runs into the last two bytes may be a stream without its trailer: look to the end.
@@ -304,7 +352,9 @@ def decode_device(
         if plan.kernel != K_CPU and bad[plan.index] != k.ERR_NONE:
             row, code = divmod(int(bad[plan.index]), 16)
             at = int(field_pos[plan.index * nrows + row : plan.index * nrows + row + 1].copy_to_host()[0])
-            raise _error(_value_reason(k, code, plan), source=source, offset=at, row=row + 1, column=plan.name)
+            raise _error(
+                _value_reason(k, code, plan), source=source, offset=at, row=row + 1, column=plan.name
+            )
 
     # 5: columns without a kernel: CPU decoder on a sub-stream of just those columns.
     cpu_plans = [p for p in plans if p.kernel == K_CPU]
@@ -449,7 +499,9 @@ def _decode_column(k, cuda, plan: ColumnPlan, buf, pos, lens, nrows: int, err, o
     return col
 
 
-def _decode_on_cpu(k, cuda, buf, field_pos, field_len, nrows, columns, cpu_plans, source, opts) -> list[pa.Array]:
+def _decode_on_cpu(
+    k, cuda, buf, field_pos, field_len, nrows, columns, cpu_plans, source, opts
+) -> list[pa.Array]:
     """The hybrid rule: gather a COPY stream of only ``cpu_plans``' columns and decode it on the host.
 
     The sub-stream keeps every row and every field byte for byte (length words included), so the CPU
@@ -466,7 +518,9 @@ def _decode_on_cpu(k, cuda, buf, field_pos, field_len, nrows, columns, cpu_plans
         k.substream_sizes_kernel[_grid(nrows, opts.threads)](field_len, nrows, d_cols, sizes)
         offsets, total = exclusive_offsets(k, cuda, sizes, nrows, np.int64, opts)
         out = cuda.device_array(total, np.uint8)
-        k.substream_gather_kernel[_grid(nrows, opts.threads)](buf, field_pos, field_len, nrows, d_cols, offsets, out)
+        k.substream_gather_kernel[_grid(nrows, opts.threads)](
+            buf, field_pos, field_len, nrows, d_cols, offsets, out
+        )
         body = out.copy_to_host().tobytes()
         row_offsets = offsets.copy_to_host()
     sub_header = COPY_SIGNATURE + b"\x00" * 8
@@ -518,9 +572,15 @@ def column_to_arrow(col: DeviceColumn) -> pa.Array:
         offsets_host = col.offsets.copy_to_host()
         total = int(offsets_host[-1]) if n else 0
         return pa.Array.from_buffers(
-            t, n, [validity, pa.py_buffer(offsets_host.view(np.uint8)[: (n + 1) * width]),
-                   _host_buffer(col.data, total)], col.null_count,
-        )  # fmt: skip
+            t,
+            n,
+            [
+                validity,
+                pa.py_buffer(offsets_host.view(np.uint8)[: (n + 1) * width]),
+                _host_buffer(col.data, total),
+            ],
+            col.null_count,
+        )
     width = t.byte_width if col.plan.kernel != K_SWAP else col.plan.width
     return pa.Array.from_buffers(t, n, [validity, _host_buffer(col.data, n * width)], col.null_count)
 

@@ -42,7 +42,12 @@ class EngineInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
-        return {"engine": self.name, "engine_reason": self.reason, "parquet_writer": self.writer, **self.details}
+        return {
+            "engine": self.name,
+            "engine_reason": self.reason,
+            "parquet_writer": self.writer,
+            **self.details,
+        }
 
 
 def simulator_enabled() -> bool:
@@ -50,28 +55,28 @@ def simulator_enabled() -> bool:
 
 
 def probe_gpu(device: int = 0) -> Availability:
-    """Is there a real CUDA device numba can use? Never raises; creates a CUDA context when there is."""
+    """Is there a real CUDA device numba can use? Never raises.
+
+    Creates no CUDA context, so an RMM pool can still become numba's allocator afterwards.
+    """
     if simulator_enabled():
         return Availability(False, "numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM); it is not a GPU")
     try:
         from numba import cuda
-    except Exception as exc:  # noqa: BLE001  (any import failure means: no GPU path)
+    except Exception as exc:
         return Availability(False, f"numba.cuda cannot be imported: {exc}")
     try:
         if not cuda.is_available():
             return Availability(False, "no CUDA driver or device visible to numba")
-        devices = list(cuda.gpus)
-        if device >= len(devices):
-            return Availability(False, f"device {device} requested but only {len(devices)} GPU(s) visible")
-        with cuda.gpus[device]:
-            dev = cuda.get_current_device()
-            name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
-            free, total = cuda.current_context().get_memory_info()
+        count = len(cuda.gpus)
+        if device >= count:
+            return Availability(False, f"device {device} requested but only {count} GPU(s) visible")
+        dev = cuda.gpus[device]  # attribute reads go to the driver; no CUDA context is created here
+        name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
         cc = ".".join(map(str, dev.compute_capability))
-        details = {"gpu_name": name, "gpu_memory_total": int(total), "gpu_memory_free": int(free),
-                   "gpu_compute_capability": cc, "gpu_device": device}  # fmt: skip
+        details = {"gpu_name": name, "gpu_compute_capability": cc, "gpu_device": device}
         return Availability(True, f"{name} (device {device}, compute {cc})", details)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return Availability(False, f"CUDA device {device} unusable: {exc}")
 
 
@@ -83,7 +88,7 @@ def probe_cudf() -> Availability:
         import cudf
 
         return Availability(True, f"cuDF {cudf.__version__}", {"cudf_version": cudf.__version__})
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return Availability(False, f"cuDF cannot be imported: {exc}")
 
 

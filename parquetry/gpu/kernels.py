@@ -404,7 +404,7 @@ def date_kernel(buf, pos, lens, out, err, col):
         cuda.atomic.min(err, col, r * 16 + E_WIDTH)
         return
     v = be32s(buf, pos[r])
-    if v == INT32_MAX or v == INT32_MIN:  # noqa: PLR1714  +-infinity keep the extreme date32 values
+    if v == INT32_MAX or v == INT32_MIN:  # noqa: SIM109  +-infinity keep the extreme date32 values
         out[r] = v
         return
     v += PG_EPOCH_DAYS

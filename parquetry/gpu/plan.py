@@ -96,7 +96,9 @@ def plan_columns(columns: Sequence, schema: pa.Schema) -> list[ColumnPlan]:
         got = _expected(codec, field.type)
         if got is None:
             plans.append(
-                ColumnPlan(i, col.name, codec, field.type, K_CPU, reason=f"no GPU kernel for {codec} -> {field.type}")
+                ColumnPlan(
+                    i, col.name, codec, field.type, K_CPU, reason=f"no GPU kernel for {codec} -> {field.type}"
+                )
             )
         else:
             kernel, width, skip = got

@@ -1,4 +1,4 @@
-"""The RMM memory pool of one step process: created on first use, shared by cuDF, CuPy and numba, closed at the end.
+"""The RMM pool of one step process: created on first use, shared by cuDF, CuPy and numba, closed at the end.
 
 Sizes are bytes (``8589934592``, ``"8GiB"``, ``"512MB"``) or a fraction of the device's *free* memory
 when the pool is created (``0.5``, ``"0.5"``). rmm, CuPy and numba are imported inside the methods,
@@ -15,8 +15,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_size(value: int | float | str | None, free_bytes: int) -> int | None:
@@ -126,7 +136,7 @@ def _use_rmm_for_numba() -> bool:
 
         cuda.set_memory_manager(RMMNumbaManager)
         return True
-    except Exception:  # noqa: BLE001  (numba already has a context: it keeps its own allocator)
+    except Exception:
         return False
 
 

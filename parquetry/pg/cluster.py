@@ -74,22 +74,28 @@ MANAGED_CONF = "parquetry.conf"
 _BIND_FAILURE = re.compile(r"could not bind|Address already in use|could not create any TCP/IP sockets")
 
 # The watchdog: reads one line from the pipe; anything but "stopped" (EOF included) means the owner
-# died without stopping its server. It checks that postmaster.pid still names this data directory.
+# died without stopping its server. It checks that postmaster.pid still names this data directory,
+# stops that server, and removes the cluster's directory when it was a temporary one ($2).
 _WATCHDOG = r"""
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  case "$(cat "/proc/$1/stat" 2>/dev/null)" in *") Z "*) return 1 ;; esac
+  return 0
+}
 IFS= read -r line || line=""
 [ "$line" = "stopped" ] && exit 0
 pidfile="$1/postmaster.pid"
-pid=$(head -n 1 "$pidfile" 2>/dev/null) || exit 0
-[ -n "$pid" ] || exit 0
-[ "$(sed -n 2p "$pidfile" 2>/dev/null)" = "$1" ] || exit 0
-kill -INT "$pid" 2>/dev/null || exit 0
-i=0
-while kill -0 "$pid" 2>/dev/null; do
-  i=$((i + 1))
-  [ "$i" -eq 150 ] && kill -QUIT "$pid" 2>/dev/null
-  [ "$i" -ge 300 ] && { kill -KILL "$pid" 2>/dev/null; exit 0; }
-  sleep 0.1
-done
+pid=$(head -n 1 "$pidfile" 2>/dev/null)
+if [ -n "$pid" ] && [ "$(sed -n 2p "$pidfile" 2>/dev/null)" = "$1" ] && kill -INT "$pid" 2>/dev/null; then
+  i=0
+  while alive "$pid"; do
+    i=$((i + 1))
+    [ "$i" -eq 150 ] && kill -QUIT "$pid" 2>/dev/null
+    [ "$i" -ge 300 ] && { kill -KILL "$pid" 2>/dev/null; break; }
+    sleep 0.1
+  done
+fi
+case "$2" in */parquetry-pg-*) rm -rf -- "$2" ;; esac
 """
 
 
@@ -177,6 +183,21 @@ def _conf_value(value: object) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def fast_tmp_root(min_free_bytes: int = 2 << 30) -> str | None:
+    """``/dev/shm`` when it is a writable directory with room, else None (the system temp dir).
+
+    Clones of template databases are file copies; in memory they take a fraction of the time.
+    """
+    shm = "/dev/shm"
+    try:
+        stat = os.statvfs(shm)
+    except OSError:
+        return None
+    if stat.f_bavail * stat.f_frsize < min_free_bytes or not os.access(shm, os.W_OK | os.X_OK):
+        return None
+    return shm
+
+
 def _process_cmdline(pid: int) -> list[str] | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -235,7 +256,8 @@ def _install_signal_handlers() -> None:
 class PostgresCluster:
     """A PostgreSQL server in ``base_dir`` on 127.0.0.1, owned by this process.
 
-    ``base_dir=None`` makes a temporary directory that is removed on stop (unless ``keep_data``).
+    ``base_dir=None`` makes a temporary directory (under ``tmp_root``, default the system temp dir)
+    that is removed on stop (unless ``keep_data``), even when the owning process is killed.
     ``settings`` go to a managed ``parquetry.conf`` rewritten on every start, on top of
     :data:`DEFAULT_SETTINGS`; values are postgresql.conf values (``"64MB"``, ``"'UTC'"``).
     """
@@ -248,14 +270,17 @@ class PostgresCluster:
     settings: dict[str, str] = field(default_factory=dict)
     start_timeout_s: float = 60.0
     keep_data: bool = False
+    tmp_root: str | os.PathLike[str] | None = None
 
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     _started: bool = field(default=False, init=False, repr=False)
     _owner_pid: int | None = field(default=None, init=False, repr=False)
     _watchdog: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _watchdog_fd: int | None = field(default=None, init=False, repr=False)
+    _port_explicit: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._port_explicit = self.port is not None
         self.bindir = find_bindir(self.bindir)
         if self.run_as is None and os.geteuid() == 0:
             self.run_as = os.environ.get("PARQUETRY_PG_OS_USER", "postgres")
@@ -299,18 +324,20 @@ class PostgresCluster:
         """
         if self._started:
             return self
-        if self.port is not None and port_in_use(self.port):
+        if self._port_explicit and port_in_use(self.port):  # type: ignore[arg-type]
             raise ClusterError(
                 f"port {self.port} on 127.0.0.1 is already in use; pick another port or leave it unset "
                 "to get a free one"
             )
         if self.base_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="parquetry-pg-")
+            self._tmp = tempfile.TemporaryDirectory(prefix="parquetry-pg-", dir=self.tmp_root)
             self.base_dir = Path(self._tmp.name)
         try:
             self._prepare_directory()
+            self._start_watchdog()  # before the server: no window in which a kill would leak it
             self._start_server()
         except BaseException:
+            self._stop_watchdog()
             self._cleanup_tmp()
             raise
         self._started = True
@@ -319,7 +346,6 @@ class PostgresCluster:
             _live[id(self)] = self
         atexit.register(self.stop)
         _install_signal_handlers()
-        self._start_watchdog()
         return self
 
     def stop(self) -> None:
@@ -381,7 +407,7 @@ class PostgresCluster:
         self._write_settings()
 
     def _start_server(self) -> None:
-        explicit_port = self.port is not None
+        explicit_port = self._port_explicit
         for attempt in range(4):
             if not explicit_port:
                 self.port = free_port()
@@ -482,9 +508,14 @@ class PostgresCluster:
             return None
         if not _alive(pid):
             return None
+        # A server runs in its data directory; a reused pid (after a crash or reboot) does not.
+        try:
+            return pid if os.path.samefile(os.readlink(f"/proc/{pid}/cwd"), self.data_dir) else None
+        except OSError:
+            pass  # no /proc, or not allowed to look: judge by the command line
         cmdline = _process_cmdline(pid)
-        if cmdline is not None and str(self.data_dir) not in cmdline:
-            return None  # the pid was reused by an unrelated process
+        if cmdline and not Path(cmdline[0].split(":")[0]).name.startswith(("postgres", "postmaster")):
+            return None
         return pid
 
     def _clear_stale_pid(self) -> None:
@@ -509,10 +540,11 @@ class PostgresCluster:
         raise ClusterError(f"PostgreSQL server pid {pid} in {self.data_dir} would not stop")
 
     def _start_watchdog(self) -> None:
+        temporary = str(self.base_dir) if self._tmp is not None and not self.keep_data else ""
         read_fd, write_fd = os.pipe()
         try:
             self._watchdog = subprocess.Popen(
-                ["/bin/sh", "-c", _WATCHDOG, "parquetry-pg-watchdog", str(self.data_dir)],
+                ["/bin/sh", "-c", _WATCHDOG, "parquetry-pg-watchdog", str(self.data_dir), temporary],
                 stdin=read_fd,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

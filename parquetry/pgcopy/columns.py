@@ -64,31 +64,21 @@ def _validity(lens: np.ndarray) -> tuple[pa.Buffer | None, int]:
     return (pa.py_buffer(bitmap) if nulls else None), nulls
 
 
+def _width_error(ctx: Context, t: PgType, lens, offs, bad: int, width: int) -> CopyFormatError:
+    return ctx.error(f"{t.name} value of {int(lens[bad])} bytes, expected {width}", bad, offs)
+
+
 def _fixed(buf, offs, lens, width: int, swap: bool, ctx: Context, t: PgType) -> np.ndarray:
     out = np.zeros(offs.shape[0] * width, dtype=np.uint8)
-    bad = int(K.gather_fixed(buf, offs, lens, width, swap, out))
+    bad = int(K.gather_fixed(buf, offs, lens, width, swap, out, 0, offs.shape[0]))
     if bad >= 0:
-        raise ctx.error(f"{t.name} value of {int(lens[bad])} bytes, expected {width}", bad, offs)
+        raise _width_error(ctx, t, lens, offs, bad, width)
     return out
 
 
 def _primitive(typ: pa.DataType, values: np.ndarray, lens: np.ndarray) -> pa.Array:
     validity, nulls = _validity(lens)
     return pa.Array.from_buffers(typ, len(lens), [validity, pa.py_buffer(values)], null_count=nulls)
-
-
-def _strings(
-    buf, offs, lens, ctx: Context, t: PgType, skip: int = 0, typ: pa.DataType | None = None
-) -> pa.Array:
-    total = int(K.var_total(lens, skip))
-    if total < 0:
-        raise ctx.error(f"{t.name} value shorter than its {skip}-byte header", -total - 1, offs)
-    if total > INT32_MAX:
-        raise ctx.error("more than 2 GiB of text in one batch; lower batch_rows", 0, offs)
-    data = np.empty(total, dtype=np.uint8)
-    offsets = np.empty(offs.shape[0] + 1, dtype=np.int32)
-    K.gather_var(buf, offs, lens, skip, offsets, data)
-    return _var_array(typ or pa.string(), offsets, data, lens, ctx, offs, t)
 
 
 def _var_array(typ, offsets, data, lens, ctx: Context, offs, t: PgType) -> pa.Array:
@@ -118,11 +108,138 @@ def _first_invalid_utf8(arr: pa.Array) -> int:
     return 0
 
 
+def _fused_kind(t: PgType) -> tuple[int, int, int, int] | None:
+    """(kind, width or skip, param, scale) for the one-pass gather, or None for other decoders."""
+    if t.kind == "enum":
+        return K.COL_VAR, 0, 0, 0
+    if t.kind != "scalar":
+        return None
+    c = t.codec
+    if c in _FIXED:
+        width, swap, _ = _FIXED[c]
+        return (K.COL_BE if swap else K.COL_RAW), width, 0, 0
+    if c == "bool":
+        return K.COL_BOOL, 1, 0, 0
+    if c in _TEXT_CODECS or c == "bytea":
+        return K.COL_VAR, 0, 0, 0
+    if c == "jsonb":
+        return K.COL_VAR, 1, 0, 0
+    if c == "numeric":
+        ps = decimal_precision_scale(t)
+        if ps is not None:
+            return K.COL_DEC, (16 if ps[0] <= 38 else 32), ps[0], ps[1]
+    return None
+
+
+def _align(n: int) -> int:
+    return (n + 63) & ~63
+
+
+def decode_columns(
+    buf: np.ndarray,
+    offs: np.ndarray,
+    lens: np.ndarray,
+    n: int,
+    types: list[PgType],
+    contexts: list[Context],
+) -> list[pa.Array]:
+    """Decode the first ``n`` rows of every column; ``offs``/``lens`` are indexed ``[column, row]``.
+
+    The common scalar types are decoded together by ``kernels.gather_columns`` in one row-major pass
+    (each field read once, in stream order) into one zeroed arena; the other columns go through
+    ``decode_values`` one by one.
+    """
+    ncols = len(types)
+    col_offs = [offs[j, :n] for j in range(ncols)]
+    col_lens = [lens[j, :n] for j in range(ncols)]
+    fused = [(j, k) for j in range(ncols) if (k := _fused_kind(types[j])) is not None]
+    out: list[pa.Array | None] = [None] * ncols
+    if fused:
+        cols = np.array([j for j, _ in fused], dtype=np.int64)
+        kinds = np.array([k[0] for _, k in fused], dtype=np.int64)
+        widths = np.array([k[1] for _, k in fused], dtype=np.int64)
+        params = np.array([k[2] for _, k in fused], dtype=np.int64)
+        scales = np.array([k[3] for _, k in fused], dtype=np.int64)
+        var_idx = [i for i, (_, k) in enumerate(fused) if k[0] == K.COL_VAR]
+        var_offsets = np.zeros((max(1, len(var_idx)), n + 1), dtype=np.int64)
+        if var_idx:
+            bad_row, bad_k = K.var_offsets_all(lens, n, cols[var_idx], widths[var_idx], var_offsets)
+            if bad_row >= 0:
+                j = int(cols[var_idx[bad_k]])
+                raise contexts[j].error(
+                    f"{types[j].name} value shorter than its 1-byte header", int(bad_row), col_offs[j]
+                )
+            for v, i in enumerate(var_idx):
+                params[i] = v
+        sizes = []
+        for i, (_, (kind, width, _, _)) in enumerate(fused):
+            if kind == K.COL_VAR:
+                total = int(var_offsets[params[i], n])
+                if total > INT32_MAX:
+                    j = int(cols[i])
+                    raise contexts[j].error(
+                        "more than 2 GiB of data in one column of one batch; lower batch_rows", 0, col_offs[j]
+                    )
+                sizes.append(total)
+            elif kind == K.COL_BOOL:
+                sizes.append((n + 7) // 8)
+            else:
+                sizes.append(n * width)
+        bases = np.zeros(len(fused), dtype=np.int64)
+        pos = 0
+        for i, size in enumerate(sizes):
+            bases[i] = pos
+            pos += _align(size)
+        arena = np.zeros(max(pos, 8), dtype=np.uint8)
+        st, row, k, detail = K.gather_columns(
+            buf,
+            offs,
+            lens,
+            n,
+            cols,
+            kinds,
+            widths,
+            bases,
+            params,
+            scales,
+            var_offsets,
+            arena,
+            arena.view(np.uint64),
+        )
+        if st != 0:
+            j = int(cols[k])
+            t, ctx, o, ln = types[j], contexts[j], col_offs[j], col_lens[j]
+            if st == K.GATHER_BAD_WIDTH:
+                raise _width_error(ctx, t, ln, o, int(row), int(widths[k]))
+            if st == K.GATHER_BAD_BOOL:
+                raise ctx.error(f"boolean value of {int(detail)} bytes or not 0/1", int(row), o)
+            if st == K.GATHER_BAD_VERSION:
+                raise ctx.error(f"{t.name} value without the version byte 1", int(row), o)
+            raise ctx.error(_NUMERIC_ERRORS[int(detail)].format(typ=arrow_type(t)), int(row), o)
+        for i, (j, (kind, _, _, _)) in enumerate(fused):
+            t, ctx, o, ln = types[j], contexts[j], col_offs[j], col_lens[j]
+            region = arena[bases[i] : bases[i] + sizes[i]]
+            if kind == K.COL_VAR:
+                typ = pa.binary() if t.codec == "bytea" else pa.string()
+                offsets = var_offsets[params[i]].astype(np.int32)
+                out[j] = _var_array(typ, offsets, region, ln, ctx, o, t)
+            elif kind == K.COL_BOOL:
+                out[j] = _primitive(pa.bool_(), region, ln)
+            elif kind == K.COL_DEC:
+                out[j] = _primitive(arrow_type(t), region, ln)
+            else:
+                out[j] = _FIXED[t.codec][2](region, ln, t, ctx, o)
+    return [
+        a if a is not None else decode_values(buf, col_offs[j], col_lens[j], types[j], contexts[j])
+        for j, a in enumerate(out)
+    ]
+
+
 def decode_values(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, t: PgType, ctx: Context) -> pa.Array:
     """Decode the slices ``(offs[i], lens[i])`` of ``buf`` holding values of type ``t``."""
+    if _fused_kind(t) is not None:
+        return decode_columns(buf, offs.reshape(1, -1), lens.reshape(1, -1), offs.shape[0], [t], [ctx])[0]
     kind = t.kind
-    if kind == "enum":
-        return _strings(buf, offs, lens, ctx, t)
     if kind == "array":
         return _array(buf, offs, lens, t, ctx)
     if kind == "range":
@@ -138,25 +255,19 @@ def decode_values(buf: np.ndarray, offs: np.ndarray, lens: np.ndarray, t: PgType
 
 
 # --- scalars ------------------------------------------------------------------------------------
+# Post-processing of fixed-width values: ``raw`` holds n*width bytes (byte-swapped to little-endian
+# where the table below says so), NULL slots zero.
 
 
-def _bool(buf, offs, lens, t, ctx):
-    bits = np.zeros((offs.shape[0] + 7) // 8, dtype=np.uint8)
-    bad = int(K.gather_bool(buf, offs, lens, bits))
-    if bad >= 0:
-        raise ctx.error(f"boolean value of {int(lens[bad])} bytes or not 0/1", bad, offs)
-    return _primitive(pa.bool_(), bits, lens)
+def _plain(typ: pa.DataType):
+    def post(raw, lens, t, ctx, offs):
+        return _primitive(typ, raw, lens)
+
+    return post
 
 
-def _int(width: int, typ: pa.DataType):
-    def decode(buf, offs, lens, t, ctx):
-        return _primitive(typ, _fixed(buf, offs, lens, width, True, ctx, t), lens)
-
-    return decode
-
-
-def _date(buf, offs, lens, t, ctx):
-    days = _fixed(buf, offs, lens, 4, True, ctx, t).view(np.int32)
+def _date(raw, lens, t, ctx, offs):
+    days = raw.view(np.int32)
     out = days.astype(np.int64) + PG_EPOCH_DAYS
     # +-infinity (INT32 max/min in PostgreSQL) keep the extreme date32 values; no finite date reaches them.
     out[days == INT32_MAX] = INT32_MAX
@@ -165,8 +276,8 @@ def _date(buf, offs, lens, t, ctx):
     return _primitive(pa.date32(), out.astype(np.int32), lens)
 
 
-def _timestamp(buf, offs, lens, t, ctx):
-    us = _fixed(buf, offs, lens, 8, True, ctx, t).view(np.int64)
+def _timestamp(raw, lens, t, ctx, offs):
+    us = raw.view(np.int64)
     pos_inf = us == INT64_MAX
     neg_inf = us == INT64_MIN
     too_big = (us >= INT64_MAX - PG_EPOCH_US) & ~pos_inf & (lens >= 0)
@@ -182,12 +293,8 @@ def _timestamp(buf, offs, lens, t, ctx):
     return _primitive(arrow_type(t), out, lens)
 
 
-def _time(buf, offs, lens, t, ctx):
-    return _primitive(pa.time64("us"), _fixed(buf, offs, lens, 8, True, ctx, t).view(np.int64), lens)
-
-
-def _timetz(buf, offs, lens, t, ctx):
-    raw = _fixed(buf, offs, lens, 12, False, ctx, t).reshape(-1, 12)
+def _timetz(raw, lens, t, ctx, offs):
+    raw = raw.reshape(-1, 12)
     us = raw[:, :8].copy().view(">i8").astype(np.int64).ravel()
     zone_west = raw[:, 8:].copy().view(">i4").astype(np.int32).ravel()
     # PostgreSQL keeps the zone in seconds WEST of UTC; offset_s is the ISO 8601 offset (east positive).
@@ -201,8 +308,8 @@ def _struct(typ: pa.StructType, children: list[pa.Array], lens: np.ndarray) -> p
     return pa.StructArray.from_buffers(typ, len(lens), [validity], null_count=nulls, children=children)
 
 
-def _interval(buf, offs, lens, t, ctx):
-    raw = _fixed(buf, offs, lens, 16, False, ctx, t).reshape(-1, 16)
+def _interval(raw, lens, t, ctx, offs):
+    raw = raw.reshape(-1, 16)
     us = raw[:, :8].copy().view(">i8").astype(np.int64).ravel()
     days = raw[:, 8:12].copy().view(">i4").astype(np.int32).ravel()
     months = raw[:, 12:].copy().view(">i4").astype(np.int32).ravel()
@@ -223,16 +330,32 @@ def _interval(buf, offs, lens, t, ctx):
     return _primitive(pa.month_day_nano_interval(), out.view(np.uint8), lens)
 
 
-def _uuid(buf, offs, lens, t, ctx):
-    return _primitive(pa.binary(16), _fixed(buf, offs, lens, 16, False, ctx, t), lens)
-
-
-def _money(buf, offs, lens, t, ctx):
-    cents = _fixed(buf, offs, lens, 8, True, ctx, t).view(np.int64)
+def _money(raw, lens, t, ctx, offs):
+    cents = raw.view(np.int64)
     words = np.empty((len(lens), 2), dtype=np.int64)
     words[:, 0] = cents
     words[:, 1] = cents >> 63
     return _primitive(arrow_type(t), words.view(np.uint8).ravel(), lens)
+
+
+# codec -> (width, byte-swap, post-processing)
+_FIXED = {
+    "int2": (2, True, _plain(pa.int16())),
+    "int4": (4, True, _plain(pa.int32())),
+    "int8": (8, True, _plain(pa.int64())),
+    "oid": (4, True, _plain(pa.uint32())),
+    "float4": (4, True, _plain(pa.float32())),
+    "float8": (8, True, _plain(pa.float64())),
+    "date": (4, True, _date),
+    "timestamp": (8, True, _timestamp),
+    "timestamptz": (8, True, _timestamp),
+    "time": (8, True, _plain(pa.time64("us"))),
+    "timetz": (12, False, _timetz),
+    "interval": (16, False, _interval),
+    "uuid": (16, False, _plain(pa.binary(16))),
+    "money": (8, True, _money),
+}
+_TEXT_CODECS = frozenset({"text", "varchar", "bpchar", "name", "json", "xml"})
 
 
 _NUMERIC_ERRORS = {
@@ -246,43 +369,17 @@ _NUMERIC_ERRORS = {
 }
 
 
-def _numeric(buf, offs, lens, t, ctx):
-    ps = decimal_precision_scale(t)
-    typ = arrow_type(t)
-    if ps is None:
-        offsets = np.empty(offs.shape[0] + 1, dtype=np.int64)
-        st, bad = K.numeric_text_lengths(buf, offs, lens, offsets)
-        if st != K.NUM_OK:
-            raise ctx.error(_NUMERIC_ERRORS[st].format(typ=typ), int(bad), offs)
-        if offsets[-1] > INT32_MAX:
-            raise ctx.error("more than 2 GiB of numeric text in one batch; lower batch_rows", 0, offs)
-        data = np.zeros(int(offsets[-1]), dtype=np.uint8)
-        K.numeric_text(buf, offs, lens, offsets, data)
-        return _var_array(pa.string(), offsets.astype(np.int32), data, lens, ctx, offs, t)
-    p, s = ps
-    width = 16 if p <= 38 else 32
-    out = np.zeros(offs.shape[0] * width, dtype=np.uint8)
-    st, bad = K.numeric_to_decimal(buf, offs, lens, p, s, width, out)
+def _numeric_text(buf, offs, lens, t, ctx):
+    """Unconstrained numeric (and scales Arrow cannot hold): the exact text numeric_out prints."""
+    offsets = np.empty(offs.shape[0] + 1, dtype=np.int64)
+    st, bad = K.numeric_text_lengths(buf, offs, lens, offsets)
     if st != K.NUM_OK:
-        raise ctx.error(_NUMERIC_ERRORS[st].format(typ=typ), int(bad), offs)
-    return _primitive(typ, out, lens)
-
-
-def _text(buf, offs, lens, t, ctx):
-    return _strings(buf, offs, lens, ctx, t)
-
-
-def _bytea(buf, offs, lens, t, ctx):
-    return _strings(buf, offs, lens, ctx, t, typ=pa.binary())
-
-
-def _jsonb(buf, offs, lens, t, ctx):
-    valid = lens >= 0
-    versions = buf[offs[valid & (lens > 0)]] if valid.any() else np.zeros(0, np.uint8)
-    if (lens[valid] < 1).any() or (versions != 1).any():
-        idx = np.flatnonzero(valid & ((lens < 1) | (buf[np.where(lens > 0, offs, 0)] != 1)))
-        raise ctx.error("jsonb value without the version byte 1", int(idx[0]), offs)
-    return _strings(buf, offs, lens, ctx, t, skip=1)
+        raise ctx.error(_NUMERIC_ERRORS[st].format(typ="text"), int(bad), offs)
+    if offsets[-1] > INT32_MAX:
+        raise ctx.error("more than 2 GiB of numeric text in one batch; lower batch_rows", 0, offs)
+    data = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    K.numeric_text(buf, offs, lens, offsets, data)
+    return _var_array(pa.string(), offsets.astype(np.int32), data, lens, ctx, offs, t)
 
 
 _CHAR_TEXT = np.array(
@@ -399,30 +496,7 @@ def _ipv6_text(src: bytes) -> str:
 
 
 _SCALARS = {
-    "bool": _bool,
-    "int2": _int(2, pa.int16()),
-    "int4": _int(4, pa.int32()),
-    "int8": _int(8, pa.int64()),
-    "oid": _int(4, pa.uint32()),
-    "float4": _int(4, pa.float32()),
-    "float8": _int(8, pa.float64()),
-    "date": _date,
-    "timestamp": _timestamp,
-    "timestamptz": _timestamp,
-    "time": _time,
-    "timetz": _timetz,
-    "interval": _interval,
-    "uuid": _uuid,
-    "money": _money,
-    "numeric": _numeric,
-    "text": _text,
-    "varchar": _text,
-    "bpchar": _text,
-    "name": _text,
-    "json": _text,
-    "xml": _text,
-    "jsonb": _jsonb,
-    "bytea": _bytea,
+    "numeric": _numeric_text,
     "char": _char,
     "bit": _bits,
     "varbit": _bits,

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from parquetry.pgcopy import kernels as K
-from parquetry.pgcopy.columns import Context, decode_values
+from parquetry.pgcopy.columns import Context, decode_columns
 from parquetry.pgcopy.errors import CopyFormatError
 from parquetry.pgcopy.types import PgColumn, arrow_schema
 
@@ -56,7 +56,7 @@ class CopyDecoder:
         self._batch_pos = 0  # position where the pending batch's first row starts
         self._rows = 0  # rows parsed into the pending batch
         self._rows_done = 0  # rows already emitted
-        self._offs = np.zeros((ncols, batch_rows), dtype=np.int64)
+        self._offs = np.zeros((ncols, batch_rows), dtype=np.int64)  # [column, row]
         self._lens = np.zeros((ncols, batch_rows), dtype=np.int32)
         self._header_done = False
         self._trailer_at: int | None = None  # stream offset of the trailer once seen
@@ -181,10 +181,8 @@ class CopyDecoder:
     def _emit(self, arr: np.ndarray) -> pa.RecordBatch:
         n = self._rows
         first_row = self._rows_done + 1
-        arrays = []
-        for j, (col, typ) in enumerate(zip(self.columns, self._types, strict=True)):
-            ctx = Context(self.source, col.name, first_row, self._base)
-            arrays.append(decode_values(arr, self._offs[j, :n], self._lens[j, :n], typ, ctx))
+        contexts = [Context(self.source, col.name, first_row, self._base) for col in self.columns]
+        arrays = decode_columns(arr, self._offs, self._lens, n, self._types, contexts)
         if arrays:
             batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         else:
@@ -214,7 +212,6 @@ class CopyDecoder:
             if ln > 0 and p + 4 + ln > end:
                 return self._error(
                     f"field length {ln} runs past the end of the stream "
-                    f"({end - p - 4} bytes left; truncated row)",
                     f"({end - p - 4} bytes left; truncated row)",
                     p,
                     row=row,

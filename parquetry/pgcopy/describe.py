@@ -196,7 +196,12 @@ def describe_relation(
     ``columns`` when given (the order ``COPY t (cols) TO`` emits them in); an unknown name is an error.
     """
     regclass_text = sql.Identifier(*relation).as_string(conn) if isinstance(relation, tuple) else relation
-    row = conn.execute("SELECT to_regclass(%s)::oid, to_regclass(%s)::text", (regclass_text,) * 2).fetchone()
+    try:
+        row = conn.execute(
+            "SELECT to_regclass(%s)::oid, to_regclass(%s)::text", (regclass_text,) * 2
+        ).fetchone()
+    except psycopg.errors.InvalidName as exc:
+        raise LookupError(f"relation name {regclass_text!r} is not valid SQL: {exc}") from None
     if row is None or row[0] is None:
         raise LookupError(f"relation {regclass_text!r} does not exist")
     rel_oid, rel_name = row

@@ -95,12 +95,12 @@ def validity(lens, bitmap):
 
 
 @_jit
-def gather_fixed(buf, offs, lens, width, swap, out):
-    """Copy fixed-width values into ``out`` (n*width bytes), byte-reversed when ``swap``.
+def gather_fixed(buf, offs, lens, width, swap, out, r0, r1):
+    """Copy fixed-width values of rows [r0, r1) into ``out`` (n*width bytes), byte-reversed when ``swap``.
 
     Returns the index of the first non-NULL value whose length is not ``width``, or -1.
     """
-    for i in range(offs.shape[0]):
+    for i in range(r0, r1):
         ln = lens[i]
         if ln < 0:
             continue
@@ -115,53 +115,6 @@ def gather_fixed(buf, offs, lens, width, swap, out):
             for k in range(width):
                 out[b + k] = buf[o + k]
     return -1
-
-
-@_jit
-def gather_bool(buf, offs, lens, bits):
-    """Pack one-byte booleans into an Arrow bit buffer. Returns the first bad index or -1."""
-    for i in range(offs.shape[0]):
-        ln = lens[i]
-        if ln < 0:
-            continue
-        if ln != 1:
-            return i
-        v = buf[offs[i]]
-        if v > 1:
-            return i
-        if v == 1:
-            bits[i >> 3] |= np.uint8(1 << (i & 7))
-    return -1
-
-
-@_jit
-def gather_var(buf, offs, lens, skip, out_offsets, data):
-    """Copy variable-length values (dropping ``skip`` leading bytes) into Arrow offsets + data."""
-    n = offs.shape[0]
-    pos = 0
-    out_offsets[0] = 0
-    for i in range(n):
-        ln = lens[i]
-        if ln >= 0:
-            o = offs[i] + skip
-            m = ln - skip
-            data[pos : pos + m] = buf[o : o + m]
-            pos += m
-        out_offsets[i + 1] = pos
-    return pos
-
-
-@_jit
-def var_total(lens, skip):
-    """Total payload bytes of the non-NULL values; -(index+1) of a value shorter than ``skip``."""
-    total = 0
-    for i in range(lens.shape[0]):
-        ln = lens[i]
-        if ln >= 0:
-            if ln < skip:
-                return -(i + 1)
-            total += ln - skip
-    return total
 
 
 # --- numeric ------------------------------------------------------------------------------------
@@ -214,74 +167,242 @@ def _num_digit(buf, o, nd, weight, ex):
 
 
 @_jit
-def numeric_to_decimal(buf, offs, lens, precision, scale, width, out):
-    """Write numeric values as little-endian two's-complement ``width``-byte decimals (16 or 32).
+def _mul_add(limbs, nlimbs, m, a):
+    """limbs = limbs * m + a over 32-bit limbs held in uint64 (m <= 10**9); returns the carry out."""
+    carry = np.uint64(a)
+    mm = np.uint64(m)
+    for k in range(nlimbs):
+        t = limbs[k] * mm + carry
+        limbs[k] = t & np.uint64(0xFFFFFFFF)
+        carry = t >> np.uint64(32)
+    return carry
 
-    The unscaled integer is built digit by digit from the base-10000 digits; a value with more
-    significant digits than ``precision`` or non-zero digits past ``scale`` is refused, never rounded.
-    Returns (status, index) of the first bad value, or (0, -1).
+
+@_jit
+def _to_limbs(limbs, nlimbs, acc):
+    for k in range(nlimbs):
+        limbs[k] = 0
+    limbs[0] = acc & np.uint64(0xFFFFFFFF)
+    limbs[1] = acc >> np.uint64(32)
+
+
+_POW10_U64 = np.array([10**k for k in range(20)], dtype=np.uint64)
+_U64_LIMIT = np.array([(2**64 - 1) // 10**k for k in range(20)], dtype=np.uint64)
+_ALL_ONES = np.uint64(2**64 - 1)
+_FAST_LIMIT = np.uint64((2**64 - 1 - 9999) // 10000)
+
+
+@nb.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _decimal_one(buf, o, ln, precision, scale, nlimbs, limbs, out, w):
+    """Write one numeric value as a little-endian two's-complement decimal of ``nlimbs`` 32-bit limbs
+    into ``out[w : w + nlimbs // 2]`` (uint64 words). Returns a NUM_* status.
+
+    The unscaled integer ``value * 10**scale`` is built by Horner's rule over the base-10000 digits (in a
+    uint64 while it fits, then in 32-bit limbs). A value with more integer digits than
+    ``precision - scale`` or non-zero digits past ``scale`` is refused, never rounded.
     """
-    nlimbs = width // 4
-    limbs = np.zeros(nlimbs, dtype=np.uint64)
-    for i in range(offs.shape[0]):
-        ln = lens[i]
-        if ln < 0:
-            continue
-        o = offs[i]
-        nd, weight, sign, _dscale, st = _num_header(buf, o, ln)
-        if st != NUM_OK:
-            return st, i
-        b = i * width
-        if nd == 0:
-            continue  # zero; out is zero-filled
-        # lowest decimal exponent present must not be below -scale unless its digits are zero
-        low = 4 * (weight - (nd - 1))
-        for ex in range(low, -scale):
-            if _num_digit(buf, o, nd, weight, ex) != 0:
-                return NUM_SCALE_EXCEEDED, i
-        top = 4 * weight + 3
-        small = np.uint64(0)
-        big = False
-        sig = 0
-        for k in range(nlimbs):
-            limbs[k] = 0
-        ex = top
-        while ex >= -scale:
-            d = _num_digit(buf, o, nd, weight, ex)
-            ex -= 1
-            if sig == 0 and d == 0:
-                continue
-            sig += 1
-            if sig > precision:
-                return NUM_TOO_MANY_DIGITS, i
-            if not big:
-                small = small * np.uint64(10) + np.uint64(d)
-                if small >= np.uint64(1000000000000000000):
-                    big = True
-                    limbs[0] = small & np.uint64(0xFFFFFFFF)
-                    limbs[1] = small >> np.uint64(32)
+    if ln < 8:
+        return NUM_BAD_LENGTH
+    nd = _be_i16(buf, o)
+    weight = _be_i16(buf, o + 2)
+    sign = (np.int64(buf[o + 4]) << 8) | np.int64(buf[o + 5])
+    if nd < 0 or ln != 8 + 2 * nd:
+        return NUM_BAD_LENGTH
+    if sign == 0xC000:
+        return NUM_NAN
+    if sign == 0xD000 or sign == 0xF000:
+        return NUM_INF
+    if sign != 0 and sign != 0x4000:
+        return NUM_BAD_SIGN
+    nwords = nlimbs // 2
+    # Leading and trailing zero groups carry no digits (PostgreSQL strips them; tolerated anyway).
+    first = 0
+    while first < nd and _be_i16(buf, o + 8 + 2 * first) == 0:
+        first += 1
+    last = nd - 1
+    while last >= first and _be_i16(buf, o + 8 + 2 * last) == 0:
+        last -= 1
+    if first > last:
+        for k in range(nwords):
+            out[w + k] = 0
+        return NUM_OK
+    d0 = _be_i16(buf, o + 8 + 2 * first)
+    w0 = weight - first  # weight of the first non-zero group
+    if w0 >= 0 and 0 < d0 <= 9999:
+        int_digits = 4 * w0 + (4 if d0 >= 1000 else 3 if d0 >= 100 else 2 if d0 >= 10 else 1)
+        if int_digits > precision - scale:
+            return NUM_TOO_MANY_DIGITS
+    e_last = 4 * (weight - last) + scale  # decimal exponent of the last group in the unscaled value
+    if e_last <= -4:
+        return NUM_SCALE_EXCEEDED
+    acc = np.uint64(0)
+    big = False
+    for g in range(first, last + 1):
+        d = _be_i16(buf, o + 8 + 2 * g)
+        if d < 0 or d > 9999:
+            return NUM_BAD_DIGIT
+        mult = 10000
+        if g == last and e_last < 0:
+            # drop the -e_last trailing zero digits past the scale (constant divisors: no idiv)
+            if e_last == -1:
+                q = d // 10
+                r = d - q * 10
+                mult = 1000
+            elif e_last == -2:
+                q = d // 100
+                r = d - q * 100
+                mult = 100
             else:
-                carry = np.uint64(d)
-                for k in range(nlimbs):
-                    t = limbs[k] * np.uint64(10) + carry
-                    limbs[k] = t & np.uint64(0xFFFFFFFF)
-                    carry = t >> np.uint64(32)
+                q = d // 1000
+                r = d - q * 1000
+                mult = 10
+            if r != 0:
+                return NUM_SCALE_EXCEEDED
+            d = q
         if not big:
-            limbs[0] = small & np.uint64(0xFFFFFFFF)
-            limbs[1] = small >> np.uint64(32)
-        if sign == 0x4000:
-            carry = np.uint64(1)
-            for k in range(nlimbs):
-                t = (limbs[k] ^ np.uint64(0xFFFFFFFF)) + carry
-                limbs[k] = t & np.uint64(0xFFFFFFFF)
-                carry = t >> np.uint64(32)
+            if acc <= _FAST_LIMIT:
+                acc = acc * np.uint64(mult) + np.uint64(d)
+                continue
+            big = True
+            _to_limbs(limbs, nlimbs, acc)
+        if _mul_add(limbs, nlimbs, mult, d) != 0:
+            return NUM_TOO_MANY_DIGITS
+    if not big:
+        if 0 < e_last <= 19 and acc <= _U64_LIMIT[e_last]:
+            acc = acc * _POW10_U64[e_last]
+            e_last = 0
+        if e_last <= 0:  # the common case: the unscaled value fits one uint64
+            if sign == 0:
+                out[w] = acc
+                for k in range(1, nwords):
+                    out[w + k] = 0
+            else:
+                out[w] = (acc ^ _ALL_ONES) + np.uint64(1)
+                for k in range(1, nwords):
+                    out[w + k] = _ALL_ONES
+            return NUM_OK
+        _to_limbs(limbs, nlimbs, acc)
+    rest = e_last
+    while rest > 0:
+        step = min(rest, 9)
+        if _mul_add(limbs, nlimbs, _POW10_U64[step], 0) != 0:
+            return NUM_TOO_MANY_DIGITS
+        rest -= step
+    if nlimbs == 4 and limbs[3] >= np.uint64(0x80000000):
+        return NUM_TOO_MANY_DIGITS
+    if sign == 0x4000:
+        carry = np.uint64(1)
         for k in range(nlimbs):
-            v = limbs[k]
-            out[b + 4 * k] = np.uint8(v & np.uint64(0xFF))
-            out[b + 4 * k + 1] = np.uint8((v >> np.uint64(8)) & np.uint64(0xFF))
-            out[b + 4 * k + 2] = np.uint8((v >> np.uint64(16)) & np.uint64(0xFF))
-            out[b + 4 * k + 3] = np.uint8((v >> np.uint64(24)) & np.uint64(0xFF))
-    return NUM_OK, -1
+            t = (limbs[k] ^ np.uint64(0xFFFFFFFF)) + carry
+            limbs[k] = t & np.uint64(0xFFFFFFFF)
+            carry = t >> np.uint64(32)
+    for k in range(nwords):
+        out[w + k] = limbs[2 * k] | (limbs[2 * k + 1] << np.uint64(32))
+    return NUM_OK
+
+
+# --- all common scalar columns of a batch in one row-major pass ----------------------------------
+
+COL_BE = 1  # big-endian 2/4/8-byte integer or float, byte-swapped
+COL_RAW = 2  # fixed width copied as is (timetz, interval, uuid)
+COL_BOOL = 3  # one byte -> one bit
+COL_VAR = 4  # variable length (text family, bytea; skip=1: jsonb version byte)
+COL_DEC = 5  # numeric(p, s) -> decimal128/256
+
+GATHER_BAD_WIDTH = 1
+GATHER_BAD_BOOL = 2
+GATHER_BAD_VERSION = 3
+GATHER_NUMERIC = 4
+
+
+@_jit
+def gather_columns(buf, offs, lens, n, cols, kinds, widths, bases, params, scales, var_offsets, arena, words):
+    """Decode rows [0, n) of the columns ``cols`` (indexes into the ``[col, row]`` offs/lens) in one pass.
+
+    Column k writes into ``arena`` at ``bases[k]`` (``words`` is the same arena as uint64, used for
+    decimals, whose bases are 8-byte aligned); variable-length columns take their Arrow offsets from
+    ``var_offsets[params[k]]``. Visiting every field of a row before the next row reads the buffer once,
+    in order. Returns (status, row, k, detail): status 0 when all values are good.
+    """
+    ncol = cols.shape[0]
+    limbs = np.zeros(8, dtype=np.uint64)
+    for i in range(n):
+        for k in range(ncol):
+            c = cols[k]
+            ln = lens[c, i]
+            if ln < 0:
+                continue
+            o = offs[c, i]
+            kind = kinds[k]
+            wd = widths[k]
+            if kind == COL_BE:
+                if ln != wd:
+                    return GATHER_BAD_WIDTH, i, k, ln
+                b = bases[k] + i * wd
+                if wd == 4:
+                    arena[b] = buf[o + 3]
+                    arena[b + 1] = buf[o + 2]
+                    arena[b + 2] = buf[o + 1]
+                    arena[b + 3] = buf[o]
+                elif wd == 8:
+                    arena[b] = buf[o + 7]
+                    arena[b + 1] = buf[o + 6]
+                    arena[b + 2] = buf[o + 5]
+                    arena[b + 3] = buf[o + 4]
+                    arena[b + 4] = buf[o + 3]
+                    arena[b + 5] = buf[o + 2]
+                    arena[b + 6] = buf[o + 1]
+                    arena[b + 7] = buf[o]
+                else:
+                    arena[b] = buf[o + 1]
+                    arena[b + 1] = buf[o]
+            elif kind == COL_VAR:
+                skip = widths[k]
+                if skip and (ln < 1 or buf[o] != 1):
+                    return GATHER_BAD_VERSION, i, k, ln
+                v = params[k]
+                # unsigned indexes: no negative-index wraparound code, so the copy loop vectorizes
+                p = np.uint64(bases[k] + var_offsets[v, i])
+                m = np.uint64(var_offsets[v, i + 1] - var_offsets[v, i])
+                src = np.uint64(o + skip)
+                for j in range(m):
+                    arena[p + j] = buf[src + j]
+            elif kind == COL_DEC:
+                st = _decimal_one(buf, o, ln, params[k], scales[k], wd // 4, limbs, words,
+                                  (bases[k] >> 3) + i * (wd >> 3))  # fmt: skip
+                if st != NUM_OK:
+                    return GATHER_NUMERIC, i, k, st
+            elif kind == COL_RAW:
+                if ln != wd:
+                    return GATHER_BAD_WIDTH, i, k, ln
+                b = bases[k] + i * wd
+                for j in range(wd):
+                    arena[b + j] = buf[o + j]
+            else:  # COL_BOOL
+                if ln != 1 or buf[o] > 1:
+                    return GATHER_BAD_BOOL, i, k, ln
+                if buf[o] == 1:
+                    arena[bases[k] + (i >> 3)] |= np.uint8(1 << (i & 7))
+    return 0, -1, -1, 0
+
+
+@_jit
+def var_offsets_all(lens, n, cols, skips, out):
+    """Arrow offsets (``out[k]``, n+1 each) of variable-length columns; returns (-1, -1) or the (row, k)
+    of a value shorter than its skipped header."""
+    for k in range(cols.shape[0]):
+        c = cols[k]
+        skip = skips[k]
+        pos = 0
+        out[k, 0] = 0
+        for i in range(n):
+            ln = lens[c, i]
+            if ln >= 0:
+                if ln < skip:
+                    return i, k
+                pos += ln - skip
+            out[k, i + 1] = pos
+    return -1, -1
 
 
 @_jit

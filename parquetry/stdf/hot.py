@@ -78,22 +78,25 @@ TF_START_IN = 4
 TF_INCR_IN = 5
 N_TF = 6
 
-# Result integer columns (R_I[col, row]); -1 means null where a column is nullable.
-RI_PART = 0
-RI_REC = 1
-RI_TEST = 2
-RI_NUM = 3
-RI_HEAD = 4
-RI_SITE = 5
-RI_TFLG = 6
-RI_PFLG = 7
-RI_PIN = 8
-RI_STAT = 9
-RI_KIND = 10
-RI_ALARM_OFF = 11
-RI_ALARM_LEN = 12
-RI_VALID = 13  # bit0 value, bit1 lo, bit2 hi
-N_RI = 14
+# Result columns: int64 ones (R_L[col, row]) and int32 ones (R_I[col, row]; TEST_NUM is stored as
+# its uint32 bit pattern). -1 means null where a column is nullable. Narrow types keep the output
+# arrays small: they are written once per row and their pages are the kernel's main memory traffic.
+RL_PART = 0
+RL_REC = 1
+N_RL = 2
+RI_TEST = 0
+RI_NUM = 1
+RI_HEAD = 2
+RI_SITE = 3
+RI_TFLG = 4
+RI_PFLG = 5
+RI_PIN = 6
+RI_STAT = 7
+RI_KIND = 8
+RI_ALARM_OFF = 9
+RI_ALARM_LEN = 10
+RI_VALID = 11  # bit0 value, bit1 lo, bit2 hi
+N_RI = 12
 
 RF_VALUE = 0
 RF_LO = 1
@@ -342,6 +345,7 @@ def _decode_impl(
     h_num,
     pool,
     ipool,
+    R_L,
     R_I,
     R_F,
     P_I,
@@ -568,8 +572,8 @@ def _decode_impl(
             r0 = st[S_NRES] - nr
             part = open_part[hs]
             for rr in range(r0, r0 + nr):
-                R_I[RI_PART, rr] = part
-                R_I[RI_REC, rr] = rec
+                R_L[RL_PART, rr] = part
+                R_L[RL_REC, rr] = rec
                 R_I[RI_TEST, rr] = tid
                 R_I[RI_NUM, rr] = num
                 R_I[RI_HEAD, rr] = head

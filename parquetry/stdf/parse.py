@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import warnings
+import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +28,7 @@ from parquetry.stdf.framing import byte_order_from_far, frame, open_stream
 from parquetry.stdf.spec import BY_CODE, NAME_OF_CODE, RECORDS
 
 DEFAULT_BLOCK_BYTES = 32 << 20
-DEFAULT_BATCH_RECORDS = 1 << 20
+DEFAULT_BATCH_RECORDS = 1 << 18
 MAX_RECORD = 4 + 65535
 
 _HOT = np.zeros(65536, np.bool_)
@@ -34,15 +36,39 @@ _HOT[list(H.HOT_CODES)] = True
 _C_MPR = H.C_MPR
 
 
-def _read_full(stream: BinaryIO, view: memoryview) -> int:
-    """Fill ``view`` as far as the stream allows (decompressors may return short reads)."""
-    got = 0
-    while got < len(view):
-        n = stream.readinto(view[got:])  # type: ignore[attr-defined]
-        if not n:
-            break
-        got += n
-    return got
+class _Reader:
+    """Fills buffers from the (decompressed) stream; a decompression fault ends the stream early.
+
+    The fault is kept, not raised at once, so that every complete record before it is still decoded
+    and delivered; the parser raises it (as StdfFormatError at the end of the good data) afterwards.
+    Compressed streams are read in 16 KiB pieces so that at most that much good data is lost to a
+    fault (a decompressor raises without returning what it decoded in the same call).
+    """
+
+    def __init__(self, stream: BinaryIO, compression: str) -> None:
+        self.stream = stream
+        self.error: BaseException | None = None
+        self.PIECE = 1 << 14 if compression != "none" else 1 << 40
+
+    def fill(self, view: memoryview) -> int:
+        got = 0
+        while got < len(view) and self.error is None:
+            try:
+                n = self.stream.readinto(view[got : got + self.PIECE])  # type: ignore[attr-defined]
+            except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as exc:
+                self.error = exc
+                break
+            if not n:
+                break
+            got += n
+        return got
+
+    def check(self, offset: int, name: str, records: int) -> None:
+        if self.error is not None:
+            exc = self.error
+            raise StdfFormatError(
+                offset, name, records, f"decompression failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def _json_default(o):
@@ -185,10 +211,14 @@ def _parse(stream, name, compression, file_id, sha256, batch_records, block_byte
     decode, gather = H.kernels()
     fs = _FileState(file_id, name)
     state = H.HotState()
+    outs = _Outputs()
     cap = MAX_RECORD + max(block_bytes, 1 << 16)
     buf = np.empty(cap, np.uint8)
-    n = _read_full(stream, memoryview(buf)[: max(block_bytes, 1 << 16)])
-    big, cpu_type, stdf_ver = byte_order_from_far(bytes(buf[:6]), name)
+    reader = _Reader(stream, compression)
+    n = reader.fill(memoryview(buf)[: max(block_bytes, 1 << 16)])
+    if n < 6:
+        reader.check(n, name, 0)
+    big, cpu_type, stdf_ver = byte_order_from_far(bytes(buf[: min(n, 6)]), name)
     file_warnings: list[str] = []
     if cpu_type in (1, 2) and (cpu_type == 1) != big:
         msg = (
@@ -201,7 +231,7 @@ def _parse(stream, name, compression, file_id, sha256, batch_records, block_byte
     if stdf_ver != 4:
         raise StdfFormatError(4, name, 0, f"FAR STDF_VER={stdf_ver}; only STDF V4 (and V4-2007) is supported")
     base = 0  # stream offset of buf[0]
-    eof = n < max(block_bytes, 1 << 16)
+    eof = n < max(block_bytes, 1 << 16) or reader.error is not None
     offs = np.empty(batch_records, np.int64)
     lens = np.empty(batch_records, np.int64)
     codes = np.empty(batch_records, np.int32)
@@ -210,19 +240,22 @@ def _parse(stream, name, compression, file_id, sha256, batch_records, block_byte
         k, used = frame(buf[pos:n], n - pos, big, offs, lens, codes)
         if k:
             sub = buf[pos:n]
-            yield from _chunk(fs, state, decode, gather, sub, base + pos, offs[:k], lens[:k], codes[:k], big)
+            yield from _chunk(
+                fs, state, outs, decode, gather, sub, base + pos, offs[:k], lens[:k], codes[:k], big
+            )
             pos += used
             continue
         # no complete record left in the buffer: carry the remainder to the front and read on
         rest = n - pos
         if eof:
+            reader.check(base + n, name, fs.records)
             if rest:
                 _raise_cut(buf[pos:n], big, base + pos, name, fs.records)
             break
         buf[:rest] = buf[pos:n]
         base += pos
-        got = _read_full(stream, memoryview(buf)[rest:cap])
-        eof = got < cap - rest
+        got = reader.fill(memoryview(buf)[rest:cap])
+        eof = got < cap - rest or reader.error is not None
         n = rest + got
         pos = 0
     # parts still open at the end of the file (PIR without PRR)
@@ -287,16 +320,50 @@ def _raise_cut(rest: np.ndarray, big: bool, offset: int, name: str, records: int
     )
 
 
-def _chunk(fs, state, decode, gather, sub, sub_base, offs, lens, codes, big):
+class _Outputs:
+    """The kernel's result arrays, reused from chunk to chunk (fresh pages cost more than copies)."""
+
+    def __init__(self) -> None:
+        self.cap = 0
+        self.arrays: tuple = ()
+
+    def ensure(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if rows > self.cap or not self.arrays:
+            self.cap = max(rows, 1024)
+            self.arrays = (
+                np.empty((H.N_RL, self.cap), np.int64),
+                np.empty((H.N_RI, self.cap), np.int32),
+                np.empty((H.N_RF, self.cap), np.float32),
+            )
+        return self.arrays
+
+
+def _mpr_extra_rows(sub, offs, lens, codes, big) -> int:
+    """Rows beyond one that the chunk's MPRs expand to: max(RTN_ICNT, RSLT_CNT, 1) - 1 each."""
+    idx = np.nonzero(codes == _C_MPR)[0]
+    if not len(idx):
+        return 0
+    o = offs[idx] + 4
+    ln = lens[idx]
+
+    def u2(at: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        a = sub[np.where(ok, at, 0)].astype(np.int64)
+        b = sub[np.where(ok, at + 1, 0)].astype(np.int64)
+        return np.where(ok, (a << 8 | b) if big else (a | b << 8), 0)
+
+    icnt = u2(o + 8, ln >= 10)
+    rcnt = u2(o + 10, ln >= 12)
+    return int(np.sum(np.maximum(np.maximum(icnt, rcnt), 1) - 1))
+
+
+def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, big):
     k = len(codes)
     rec_base = fs.records
     fs.counts += np.bincount(codes, minlength=65536)
     is_hot = _HOT[codes]
-    n_mpr_rows = int(np.sum(np.where(codes == _C_MPR, 2 * lens + 1, 0)))
-    n_res = int(np.count_nonzero(is_hot)) + n_mpr_rows
+    n_res = int(np.count_nonzero(is_hot)) + _mpr_extra_rows(sub, offs, lens, codes, big)
     n_parts = int(np.count_nonzero((codes == H.C_PIR) | (codes == H.C_PRR)))
-    R_I = np.empty((H.N_RI, n_res), np.int64)
-    R_F = np.empty((H.N_RF, n_res), np.float32)
+    R_L, R_I, R_F = outs.ensure(n_res)
     P_I = np.zeros((H.N_PI, n_parts), np.int64)
     state.st[H.S_NRES] = 0
     state.st[H.S_NPARTS] = 0
@@ -305,7 +372,7 @@ def _chunk(fs, state, decode, gather, sub, sub_base, offs, lens, codes, big):
         start, status = decode(
             sub, offs, lens, codes, start, k, big, rec_base,
             state.st, state.open_part, state.open_pir, state.last_test, state.T_I, state.T_F, state.h_full, state.h_num,
-            state.pool, state.ipool, R_I, R_F, P_I,
+            state.pool, state.ipool, R_L, R_I, R_F, P_I,
         )  # fmt: skip
         if status == H.OK:
             break
@@ -323,7 +390,10 @@ def _chunk(fs, state, decode, gather, sub, sub_base, offs, lens, codes, big):
     if q:
         yield "parts", T.parts_batch(fs.file_id, gather, sub, P_I, q)
     if m:
-        yield "results", T.results_batch(fs.file_id, gather, sub, R_I, R_F, m, T.test_names(gather, state))
+        yield (
+            "results",
+            T.results_batch(fs.file_id, gather, sub, R_L, R_I, R_F, m, T.test_names(gather, state)),
+        )
     for table, rows in out.items():
         if rows:
             yield table, T.rows_batch(table, rows)
@@ -339,14 +409,17 @@ def read_stdf(path: str | Path | BinaryIO, file_id: str | None = None, **kwargs)
 
 def record_counts(path: str | Path | BinaryIO) -> dict[str, int]:
     """Count records by type with a header walk only (no field decoding); raises StdfFormatError."""
-    stream, name, _compression, closers = open_stream(path)
+    stream, name, compression, closers = open_stream(path)
     try:
         block = 8 << 20
         cap = MAX_RECORD + block
         buf = np.empty(cap, np.uint8)
-        n = _read_full(stream, memoryview(buf)[:block])
-        big, _cpu, _ver = byte_order_from_far(bytes(buf[:6]), name)
-        eof = n < block
+        reader = _Reader(stream, compression)
+        n = reader.fill(memoryview(buf)[:block])
+        if n < 6:
+            reader.check(n, name, 0)
+        big, _cpu, _ver = byte_order_from_far(bytes(buf[: min(n, 6)]), name)
+        eof = n < block or reader.error is not None
         offs = np.empty(1 << 20, np.int64)
         lens = np.empty(1 << 20, np.int64)
         codes = np.empty(1 << 20, np.int32)
@@ -363,13 +436,14 @@ def record_counts(path: str | Path | BinaryIO) -> dict[str, int]:
                 continue
             rest = n - pos
             if eof:
+                reader.check(base + n, name, total)
                 if rest:
                     _raise_cut(buf[pos:n], big, base + pos, name, total)
                 break
             buf[:rest] = buf[pos:n]
             base += pos
-            got = _read_full(stream, memoryview(buf)[rest:cap])
-            eof = got < cap - rest
+            got = reader.fill(memoryview(buf)[rest:cap])
+            eof = got < cap - rest or reader.error is not None
             n = rest + got
             pos = 0
         return {

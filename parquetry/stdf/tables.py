@@ -24,6 +24,9 @@ u8, u16, u32, i8, i16, i32, i64 = (
 )
 f32, f64, s, b = pa.float32(), pa.float64(), pa.string(), pa.bool_()
 ts = pa.timestamp("s", tz="UTC")
+# Dictionary-encoded strings for the repetitive columns of the biggest table: the batch carries each
+# distinct value once (file id, record type, test name) and an int32 index per row.
+ds = pa.dictionary(pa.int32(), pa.string())
 
 
 def _schema(*cols: tuple[str, pa.DataType]) -> pa.Schema:
@@ -68,8 +71,8 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
         ("first_site_num", u8), ("result_count", i64),
     ),
     "results": _schema(
-        ("file_id", s), ("part_seq", i64), ("rec_index", i64), ("rec_type", s), ("test_id", i32),
-        ("test_num", u32), ("test_txt", s), ("head_num", u8), ("site_num", u8), ("value", f32),
+        ("file_id", ds), ("part_seq", i64), ("rec_index", i64), ("rec_type", ds), ("test_id", i32),
+        ("test_num", u32), ("test_txt", ds), ("head_num", u8), ("site_num", u8), ("value", f32),
         ("test_flg", u8), ("parm_flg", u8), ("pin_index", u16), ("rtn_stat", u8), ("lo_limit", f32),
         ("hi_limit", f32), ("alarm_id", s),
     ),
@@ -135,25 +138,34 @@ def strings_from(
 
 
 def _col(values: np.ndarray, typ: pa.DataType, null: np.ndarray | None = None) -> pa.Array:
-    arr = values.astype(typ.to_pandas_dtype(), copy=False)
+    """A column from a copy of ``values`` (never a view: output arrays are reused)."""
+    arr = values.astype(typ.to_pandas_dtype())
     if null is not None and null.any():
         return pa.array(arr, type=typ, mask=null)
     return pa.array(arr, type=typ)
 
 
-def results_batch(file_id: str, gather, buf: np.ndarray, R_I, R_F, m: int, names: pa.Array) -> pa.RecordBatch:
+def const_dict(value: str, n: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], s))
+
+
+def results_batch(
+    file_id: str, gather, buf: np.ndarray, R_L, R_I, R_F, m: int, names: pa.Array
+) -> pa.RecordBatch:
+    """Copies out of the kernel's output arrays (they are reused for the next chunk)."""
+    rl = R_L[:, :m]
     ri = R_I[:, :m]
     rf = R_F[:, :m]
     valid = ri[H.RI_VALID]
-    test_ids = ri[H.RI_TEST].astype(np.int32)
+    test_ids = ri[H.RI_TEST].copy()
     cols = [
-        const_string(file_id, m),
-        _col(ri[H.RI_PART], i64, ri[H.RI_PART] < 0),
-        _col(ri[H.RI_REC], i64),
-        REC_TYPE_NAMES.take(pa.array(ri[H.RI_KIND].astype(np.int8))),
+        const_dict(file_id, m),
+        _col(rl[H.RL_PART], i64, rl[H.RL_PART] < 0),
+        _col(rl[H.RL_REC], i64),
+        pa.DictionaryArray.from_arrays(pa.array(ri[H.RI_KIND].astype(np.int32)), REC_TYPE_NAMES),
         pa.array(test_ids, i32),
-        _col(ri[H.RI_NUM], u32),
-        names.take(pa.array(test_ids)),
+        _col(ri[H.RI_NUM].view(np.uint32), u32),
+        pa.DictionaryArray.from_arrays(pa.array(test_ids), names),
         _col(ri[H.RI_HEAD], u8),
         _col(ri[H.RI_SITE], u8),
         _col(rf[H.RF_VALUE], f32, (valid & 1) == 0),

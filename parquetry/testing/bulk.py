@@ -371,11 +371,15 @@ def load_table(
     pg_types: Sequence[str] | None = None,
     *,
     rows_per_block: int = DEFAULT_ROWS_PER_BLOCK,
+    freeze: bool = False,
 ) -> int:
     """COPY ``data`` into the existing ``table`` (columns matched by name); returns rows loaded.
 
     ``pg_types`` (one per column of ``data``) default to the table's column types from the catalog.
-    The caller owns the transaction: commit afterwards unless ``conn`` is in autocommit.
+    ``freeze=True`` loads the rows already frozen (``COPY ... FREEZE``), sparing every later reader
+    (and every clone of a snapshot) the hint-bit writes; PostgreSQL allows it only when the table was
+    created or truncated in the current transaction. The caller owns the transaction: commit
+    afterwards unless ``conn`` is in autocommit.
     """
     from psycopg import sql
     from psycopg.copy import QueuedLibpqWriter
@@ -383,13 +387,15 @@ def load_table(
     target = _table_sql(table)
     if pg_types is None:
         pg_types = table_wire_types(conn, table, data.column_names)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-        target, sql.SQL(", ").join(sql.Identifier(c) for c in data.column_names)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary{})").format(
+        target,
+        sql.SQL(", ").join(sql.Identifier(c) for c in data.column_names),
+        sql.SQL(", FREEZE" if freeze else ""),
     )
     with conn.cursor() as cur:
         with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
             for block in iter_copy_binary(data, pg_types, rows_per_block=rows_per_block):
-                copy.write(block)
+                copy.write(memoryview(block))  # the writer slices it into 128 KiB views, no copies
         return cur.rowcount
 
 
@@ -427,7 +433,7 @@ def create_and_load(
     conn.execute(
         sql.SQL("CREATE {}TABLE {} ({})").format(sql.SQL("UNLOGGED " if unlogged else ""), target, columns)
     )
-    rows = load_table(conn, target, data)
+    rows = load_table(conn, target, data, freeze=not conn.autocommit)
     if primary_key:
         conn.execute(
             sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(

@@ -20,12 +20,15 @@ ENV = "NUMBA_ENABLE_CUDASIM"
 
 
 def active() -> bool:
-    """True when ``numba.cuda`` in this process is the simulator."""
+    """True when ``numba.cuda`` in this process is the simulator (numba's own or numba-cuda's)."""
     if "numba.cuda" not in sys.modules:
         return False
-    from numba.core import config
+    from numba import cuda
 
-    return bool(config.ENABLE_CUDASIM)
+    try:
+        return type(cuda.device_array(1)).__name__ == "FakeCUDAArray"
+    except Exception:  # real CUDA target without a usable driver
+        return False
 
 
 def activate() -> bool:
@@ -55,7 +58,8 @@ def run_module_in_subprocess(module_file: str | Path, timeout: float = 600) -> N
     )
     if proc.returncode != 0:
         raise AssertionError(
-            f"simulator run of {module_file} failed (exit {proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+            f"simulator run of {module_file} failed (exit {proc.returncode}):\n"
+            f"{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
         )
 
 
@@ -74,11 +78,13 @@ def errors_of_both(data: bytes, columns, options=None, source: str = "chunk-unde
     from parquetry.pgcopy.decode import decode_copy_binary
 
     found = []
-    for decode in (lambda: decode_chunk_gpu(data, columns, source, options),
-                   lambda: decode_copy_binary(data, columns, source)):  # fmt: skip
+    for decode in (
+        lambda: decode_chunk_gpu(data, columns, source, options),
+        lambda: decode_copy_binary(data, columns, source),
+    ):
         try:
             decode()
-        except Exception as exc:  # noqa: BLE001  (the caller compares the classes)
+        except Exception as exc:
             found.append(exc)
         else:
             found.append(None)
@@ -96,4 +102,6 @@ def simulator_or_subprocess(request):
     """Autouse in simulator test modules (import it there): skips a test when this process cannot run
     the simulator, because that module's ``test_module_runs_in_simulator_subprocess`` runs it instead."""
     if request.node.originalname != SUBPROCESS_TEST and not active():
-        pytest.skip("numba.cuda is bound to hardware in this process; the module runs in a simulator subprocess")
+        pytest.skip(
+            "numba.cuda is bound to hardware in this process; the module runs in a simulator subprocess"
+        )

@@ -15,24 +15,23 @@ Fixtures:
 
 ``PARQUETRY_TEST_CLUSTER_DIR`` keeps the session cluster in that directory and does not delete it,
 so snapshot templates survive to the next session (one subdirectory per pytest-xdist worker). Without
-it the cluster lives in a fresh directory under the system temp dir, not under pytest's own temp
-dir: pytest makes that one private to its user, which the server account (``postgres`` when the
-tests run as root) could then not enter.
+it the cluster lives in a fresh temporary directory, in ``/dev/shm`` when that has room (restoring a
+snapshot is a file copy, much faster in memory), removed at the end even if the session is killed.
+Not under pytest's own temp dir: pytest makes that private to its user, which the server account
+(``postgres`` when the tests run as root) could then not enter.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from parquetry.pg.cluster import ClusterError, PostgresCluster, find_bindir
+from parquetry.pg.cluster import ClusterError, PostgresCluster, fast_tmp_root, find_bindir
 
 if TYPE_CHECKING:
     from parquetry.testing.snapshots import SnapshotStore
@@ -42,14 +41,14 @@ _db_counter = itertools.count()
 CLUSTER_DIR_ENV = "PARQUETRY_TEST_CLUSTER_DIR"
 
 
-def _session_cluster_dir() -> tuple[Path, bool]:
-    """(directory, persistent?) for the session cluster."""
+def _session_cluster_dir() -> tuple[Path | None, bool]:
+    """(directory, persistent?) for the session cluster; None: a temporary one the cluster makes."""
     configured = os.environ.get(CLUSTER_DIR_ENV)
     if configured:
         base = Path(configured).expanduser().absolute()
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         return (base / worker if worker else base), True
-    return Path(tempfile.mkdtemp(prefix="parquetry-test-pg-")), False
+    return None, False
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +61,12 @@ def pg_cluster() -> Iterator[PostgresCluster]:
             raise
         pytest.skip(str(exc))
     base, persistent = _session_cluster_dir()
-    cluster = PostgresCluster(base_dir=base, keep_data=persistent)
+    cluster = PostgresCluster(base_dir=base, keep_data=persistent, tmp_root=fast_tmp_root())
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
-        if not persistent:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -185,7 +185,7 @@ def test_a_corrupt_input_is_named_and_the_dataset_is_untouched(catalog: Catalog,
 
 
 def test_a_corrupt_data_page_is_named_and_nothing_is_published(catalog: Catalog, storage: Storage) -> None:
-    files = write_files(storage, "", files=4, rows_per_file=2000)
+    files = write_files(storage, "", files=4, rows_per_file=2000, row_group_rows=500)  # re-encoded
     register(catalog, "pages", storage, files)
     with open(files[1].path, "r+b") as fh:  # zstd pages: damage makes decompression fail
         fh.seek(8)
@@ -265,3 +265,32 @@ def test_a_reader_sees_the_old_or_the_new_file_set_never_a_mix(catalog: Catalog,
         thread.join()
     assert all(ok for _, ok in seen)
     assert catalog.dataset("read").generation == 2
+
+
+def test_outputs_of_healthy_row_groups_are_byte_copies_that_pyarrow_and_duckdb_read_back(
+    catalog: Catalog, storage: Storage
+) -> None:
+    files = write_files(storage, "", files=5, rows_per_file=1500)  # one 1,500-row group each: healthy
+    register(catalog, "copy", storage, files)
+    expected = pa.concat_tables([pq.read_table(f.path) for f in files])
+
+    result = Compactor(catalog, CompactionSettings(row_group_rows=2000, target_file_rows=100_000)).run("copy")
+
+    assert result.verification["byte_copied"]["files"] == 1
+    (live,) = catalog.live_files("copy")
+    assert pq.read_table(live.path).equals(expected)
+    columns = ", ".join(f'"{n}"' for n in expected.column_names)
+    duck = duckdb.sql(f"SELECT {columns} FROM read_parquet('{live.path}')").fetch_arrow_table()
+    assert duck.sort_by("id").equals(expected.cast(duck.schema))
+    out_meta, src_meta = pq.read_metadata(live.path), pq.read_metadata(files[0].path)
+    assert out_meta.num_row_groups == 5
+    assert out_meta.row_group(0).column(2).statistics == src_meta.row_group(0).column(2).statistics
+    assert storage.file_digest(live.path) == (live.etag, live.bytes)
+
+
+def test_healthy_row_groups_are_re_encoded_when_byte_copy_is_off(catalog: Catalog, storage: Storage) -> None:
+    register(catalog, "nocopy", storage, write_files(storage, "", files=5, rows_per_file=1500))
+    settings = CompactionSettings(row_group_rows=2000, target_file_rows=100_000, copy_row_groups=False)
+    result = Compactor(catalog, settings).run("nocopy")
+    assert result.verification["byte_copied"]["files"] == 0
+    assert result.verification["output"]["rows"] == 7500

@@ -122,3 +122,39 @@ def test_partition_argument_must_match_the_spec(items, tmp_path):
         )
     with pytest.raises(ExtractError, match="takes no partition"):
         extract_table_to_parquet(items, TableSpec("i", relation="items"), storage, partition="2024-01-01")
+
+
+def test_a_failed_rerun_leaves_the_previous_files_untouched(items, tmp_path):
+    from parquetry.extract.parquet import ParquetConsumer, decode_chunk_cpu
+    from parquetry.pgcopy.errors import CopyFormatError
+
+    storage = Storage(str(tmp_path / "data"))
+    spec = TableSpec("items", relation="items")
+    options = ExtractOptions(workers=2, staging_dir=str(tmp_path / "staging"), **SMALL)
+    first = extract_table_to_parquet(items, spec, storage, options=options, parquet_options=SMALL_FILES)
+    before = {f.path: f.etag for f in first.files}
+
+    def decode_then_fail(chunk, columns, batch_rows):
+        if chunk.task == 7:
+            raise CopyFormatError("injected", source=str(chunk.path))
+        yield from decode_chunk_cpu(chunk, columns, batch_rows)
+
+    def factory(storage, directory, parquet_options):
+        return ParquetConsumer(storage, directory, parquet_options, decode=decode_then_fail, prefetch=0)
+
+    with pytest.raises(CopyFormatError, match="injected"):
+        extract_table_to_parquet(
+            items,
+            spec,
+            storage,
+            options=options,
+            parquet_options=ParquetOptions(row_group_rows=1000, target_file_rows=2000),
+            consumer_factory=factory,
+        )
+    assert sorted(p.name for p in (tmp_path / "data" / "items").iterdir()) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    assert {p: storage.file_digest(p)[0] for p in before} == before
+    assert list((tmp_path / "staging").iterdir()) == []

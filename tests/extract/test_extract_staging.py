@@ -132,3 +132,25 @@ def test_reader_failure_is_raised_and_leaves_nothing_behind(table, tmp_path):
     assert list(tmp_path.iterdir()) == []
     assert reader_threads() == []
     assert isinstance(info.value.__cause__, OSError)
+
+
+def test_a_row_larger_than_the_receive_buffer_is_read_whole(pg_dsn):
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE huge (id int, body text)")
+        conn.execute("ALTER TABLE huge ALTER body SET STORAGE EXTERNAL")
+        conn.execute("INSERT INTO huge VALUES (1, 'a'), (2, repeat('b', 9000000)), (3, 'c')")
+    clone_empty(pg_dsn, "SELECT * FROM huge", "huge_copy")
+    log = ChunkLog()
+    run = run_extraction(
+        pg_dsn,
+        TableSpec("huge", relation="huge"),
+        LoadBackConsumer(pg_dsn, "huge_copy", log),
+        options=ExtractOptions(workers=1, reader="socket", chunk_bytes=1 << 20, staging_budget_bytes=4 << 20),
+    )
+    assert run.stats.rows == 3 and [c[3] for c in log.chunks] == [1, 1, 1]
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT id, length(body) FROM huge_copy ORDER BY id").fetchall() == [
+            (1, 1),
+            (2, 9000000),
+            (3, 1),
+        ]

@@ -70,7 +70,7 @@ def base_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def _initialised_cluster() -> Iterator[Path]:
-    """One initdb for the module; tests that are not about initdb start from a copy of it."""
+    """One initdb for the module, shared by the tests that are not about initdb."""
     base = Path(tempfile.mkdtemp(prefix="parquetry-test-pg-seed-"))
     PostgresCluster(base_dir=base).start().stop()
     yield base
@@ -78,10 +78,10 @@ def _initialised_cluster() -> Iterator[Path]:
 
 
 @pytest.fixture
-def seeded_dir(base_dir: Path, _initialised_cluster: Path) -> Path:
-    """``base_dir`` holding a ready, stopped cluster (owners preserved)."""
-    subprocess.run(["cp", "-a", f"{_initialised_cluster}/.", str(base_dir)], check=True)
-    return base_dir
+def seeded_dir(_initialised_cluster: Path) -> Path:
+    """A directory holding a ready, stopped cluster; every test leaves it stopped again."""
+    assert not (_initialised_cluster / "data" / "postmaster.pid").exists(), "a previous test left a server"
+    return _initialised_cluster
 
 
 def test_explicit_bindir_without_server_programs_gives_the_install_hint(tmp_path: Path) -> None:
@@ -147,9 +147,13 @@ def test_directory_with_files_but_no_cluster_is_refused(base_dir: Path) -> None:
         PostgresCluster(base_dir=base_dir).start()
 
 
-def test_temporary_directory_is_removed_when_start_fails() -> None:
-    pg = PostgresCluster(settings={"shared_buffers": "lots"})
-    with pytest.raises(ClusterError):
+def test_temporary_directory_is_removed_when_start_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(self: PostgresCluster) -> None:
+        raise ClusterError("initdb failed")
+
+    monkeypatch.setattr(PostgresCluster, "_initdb", fail)
+    pg = PostgresCluster()
+    with pytest.raises(ClusterError, match="initdb failed"):
         pg.start()
     assert pg.base_dir is not None and not pg.base_dir.exists()
 
@@ -157,6 +161,7 @@ def test_temporary_directory_is_removed_when_start_fails() -> None:
 @pytest.mark.slow
 def test_restart_recovers_from_a_stale_pid_file_and_applies_new_settings(seeded_dir: Path) -> None:
     with PostgresCluster(base_dir=seeded_dir) as pg, psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS kept")
         conn.execute("CREATE TABLE kept (v int)")
         conn.execute("INSERT INTO kept VALUES (42)")
     # A server killed hard leaves postmaster.pid naming a process that is gone (or reused).
@@ -223,6 +228,45 @@ def test_server_stops_when_the_owning_process_is_signalled(seeded_dir: Path, sig
         assert returncode == -signal.SIGTERM  # the default action still ends the process
     assert _wait_gone(seeded_dir / "data") == []
     assert not (seeded_dir / "data" / "postmaster.pid").exists()
+
+
+_TEMPORARY_OWNER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from parquetry.pg.cluster import PostgresCluster
+    pg = PostgresCluster(tmp_root=sys.argv[1]).start()
+    print(pg.base_dir, flush=True)
+    while True:
+        time.sleep(0.05)
+    """
+)
+
+
+@pytest.mark.slow
+def test_killed_owner_leaves_neither_server_nor_temporary_directory(base_dir: Path) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _TEMPORARY_OWNER_SCRIPT, str(base_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        line = owner.stdout.readline().strip()  # type: ignore[union-attr]
+        assert line, owner.stderr.read()  # type: ignore[union-attr]
+        cluster_dir = Path(line)
+        assert cluster_dir.parent == base_dir and (cluster_dir / "data" / "PG_VERSION").exists()
+        owner.kill()
+        owner.wait(timeout=30)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+    assert _wait_gone(cluster_dir / "data") == []
+    deadline = time.monotonic() + 20
+    while cluster_dir.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not cluster_dir.exists()
 
 
 def test_as_root_the_server_runs_as_the_postgres_account(pg_cluster: PostgresCluster) -> None:

@@ -40,11 +40,21 @@ COLUMNS = [
 def staged_chunks(directory: Path, sizes: list[int]) -> list[StagedChunk]:
     chunks, start = [], 0
     for seq, n in enumerate(sizes):
-        rows = [[i, f"item {i}" if i % 4 else None, decimal.Decimal(i) / 4, dt.date(2024, 1, 1 + i % 28),
-                 [f"t{i}"] if i % 3 else None] for i in range(start, start + n)]  # fmt: skip
+        rows = [
+            [
+                i,
+                f"item {i}" if i % 4 else None,
+                decimal.Decimal(i) / 4,
+                dt.date(2024, 1, 1 + i % 28),
+                [f"t{i}"] if i % 3 else None,
+            ]
+            for i in range(start, start + n)
+        ]
         path = directory / f"chunk-{seq:03d}.copy"
         path.write_bytes(encode_copy_binary(COLUMNS, rows))
-        chunks.append(StagedChunk(path=path, task=seq, seq=0, bytes=path.stat().st_size, rows=n, source=f"t#{seq}"))
+        chunks.append(
+            StagedChunk(path=path, task=seq, seq=0, bytes=path.stat().st_size, rows=n, source=f"t#{seq}")
+        )
         start += n
     return chunks
 
@@ -73,7 +83,9 @@ def test_gpu_consumer_writes_byte_identical_parquet_and_names_cpu_columns(tmp_pa
 def test_cudf_writer_request_without_cudf_writes_with_pyarrow_and_says_why(tmp_path):
     chunks = staged_chunks(tmp_path, [4])
     storage = Storage(str(tmp_path / "out"))
-    consumer = gpu_consumer_factory(writer="cudf", decode_options=OPTS)(storage, storage.path("d"), ParquetOptions())
+    consumer = gpu_consumer_factory(writer="cudf", decode_options=OPTS)(
+        storage, storage.path("d"), ParquetOptions()
+    )
     result = consumer(SimpleNamespace(columns=COLUMNS[:2]), iter(chunks[:0]))
     assert result.rows == 0 and len(result.files) == 1  # an empty dataset still gets a file with the schema
     assert result.engine.startswith("gpu (parquet: pyarrow (cuDF")

@@ -46,9 +46,15 @@ def test_cudf_probe_states_its_finding():
 
 @pytest.mark.parametrize(
     ("spec", "free", "expected"),
-    [("0.5", 1 << 30, 1 << 29), (0.25, 1000, 256), ("8GiB", 0, 8 << 30), ("512MB", 0, 512 * 10**6),
-     (1_000_000, 0, 999_936), (None, 1, None)],
-)  # fmt: skip
+    [
+        ("0.5", 1 << 30, 1 << 29),
+        (0.25, 1000, 256),
+        ("8GiB", 0, 8 << 30),
+        ("512MB", 0, 512 * 10**6),
+        (1_000_000, 0, 999_936),
+        (None, 1, None),
+    ],
+)
 def test_pool_sizes_are_bytes_or_fractions_of_free_memory(spec, free, expected):
     assert parse_size(spec, free) == expected
 
@@ -65,8 +71,12 @@ def test_resource_reports_the_engine_and_creates_no_pool():
         available = gpu.available()
         engine = gpu.select_engine()
         return dg.MaterializeResult(
-            metadata={"gpu_available": available.ok, "reason": available.reason, **engine.metadata(),
-                      **gpu.metadata()}  # fmt: skip
+            metadata={
+                "gpu_available": available.ok,
+                "reason": available.reason,
+                **engine.metadata(),
+                **gpu.metadata(),
+            }
         )
 
     result = dg.materialize([which_engine], resources={"gpu": GpuResource(initial_pool_size="1GiB")})

@@ -50,7 +50,9 @@ def test_module_runs_in_simulator_subprocess():
     cudasim.run_module_in_subprocess(__file__)
 
 
-@pytest.mark.parametrize("cut", [0, 5, 11, 17, 19, 20, 24, 30, ROW_STARTS[5] + 1, ROW_STARTS[7] + 3, -3, -2, -1])
+@pytest.mark.parametrize(
+    "cut", [0, 5, 11, 17, 19, 20, 24, 30, ROW_STARTS[5] + 1, ROW_STARTS[7] + 3, -3, -2, -1]
+)
 def test_truncated_streams_are_refused_where_they_stop(cut):
     assert_same_refusal(GOOD[:cut])
 
@@ -117,15 +119,17 @@ NUM = PgColumn("n", 1700, "numeric(6,2)", ((6 << 16) | 2) + 4)
     ],
 )
 def test_unstorable_values_are_refused_with_row_column_and_offset(columns, bad_field):
-    good = [encode_row(columns + [INT4], [None, 1])] * 3
+    good = [encode_row([*columns, INT4], [None, 1])] * 3
     row = struct.pack(">h", 2) + bad_field + field(struct.pack(">i", 5))
-    gpu, _ = assert_same_refusal(stream(*good, row, *good), columns + [INT4])
+    gpu, _ = assert_same_refusal(stream(*good, row, *good), [*columns, INT4])
     assert gpu.row == 4 and gpu.column == columns[0].name
 
 
 def test_first_bad_row_wins_within_a_column():
     columns = [INT4, PgColumn("b", 16, "boolean")]
-    rows = [struct.pack(">h", 2) + field(struct.pack(">i", i)) + field(b"\x01" if i not in (5, 9) else b"\x07")
-            for i in range(12)]  # fmt: skip
+    rows = [
+        struct.pack(">h", 2) + field(struct.pack(">i", i)) + field(b"\x01" if i not in (5, 9) else b"\x07")
+        for i in range(12)
+    ]
     gpu, _ = assert_same_refusal(stream(*rows), columns)
     assert gpu.row == 6

@@ -73,7 +73,9 @@ def test_numerics_whose_bytes_read_as_row_headers():
     # ndigits = 3 starts the value with 00 03: a field count of 3; weight/sign/dscale read as lengths.
     columns = cols(NUMERIC_20_4, INT4, TEXT)
     values = ["4.0004", "10002.0003", "0.0003", "-3.0003", "30003.0004", "400040004.0004"]
-    rows = [[decimal.Decimal(values[i % len(values)]), 3 if i % 2 else 4, "\x00\x03" * (i % 4)] for i in range(30)]
+    rows = [
+        [decimal.Decimal(values[i % len(values)]), 3 if i % 2 else 4, "\x00\x03" * (i % 4)] for i in range(30)
+    ]
     assert_same(encode_copy_binary(columns, rows), columns)
 
 
@@ -89,8 +91,11 @@ def test_forty_columns():
     columns = cols(*specs)
     rows = [[(r * 40 + i) if i % 2 == 0 else f"r{r}c{i}" * (i % 3) for i in range(40)] for r in range(5)]
     rows[2][7] = None
-    assert_same(encode_copy_binary(columns, rows), columns, GpuDecodeOptions(block_size=128, confirm=2,
-                                                                             threads=16, chain_tile=4))  # fmt: skip
+    assert_same(
+        encode_copy_binary(columns, rows),
+        columns,
+        GpuDecodeOptions(block_size=128, confirm=2, threads=16, chain_tile=4),
+    )
 
 
 def test_zero_rows_keep_the_schema():
@@ -150,7 +155,15 @@ def streams(draw):
     return encode_copy_binary(columns, rows), columns, options
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 @given(streams())
 def test_property_gpu_equals_cpu_for_any_geometry(case):
     data, columns, options = case

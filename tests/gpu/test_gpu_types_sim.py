@@ -1,4 +1,4 @@
-"""Every type the GPU kernels decode gives the CPU decoder's exact Arrow values; the rest is a reported hybrid.
+"""Every type the GPU kernels decode gives the CPU decoder's exact Arrow values; the rest is a reported hybrid
 
 Runs under numba's CUDA simulator. Streams come from the plain reference encoder (independent of both
 decoders); the CPU decoder is the oracle for schema and values, checked bit for bit for floats.
@@ -61,9 +61,15 @@ def test_module_runs_in_simulator_subprocess():
 
 
 def test_integers_floats_bool_oid_at_their_extremes():
-    columns = [col("b", 16, "boolean"), col("i2", 21, "smallint"), col("i4", 23, "integer"),
-               col("i8", 20, "bigint"), col("o", 26, "oid"), col("f4", 700, "real"),
-               col("f8", 701, "double precision")]  # fmt: skip
+    columns = [
+        col("b", 16, "boolean"),
+        col("i2", 21, "smallint"),
+        col("i4", 23, "integer"),
+        col("i8", 20, "bigint"),
+        col("o", 26, "oid"),
+        col("f4", 700, "real"),
+        col("f8", 701, "double precision"),
+    ]
     rows = [
         [True, -(2**15), I32_MIN, I64_MIN, 0, float("-inf"), float("nan")],
         [False, 2**15 - 1, I32_MAX, I64_MAX, 2**32 - 1, float("inf"), -0.0],
@@ -75,18 +81,30 @@ def test_integers_floats_bool_oid_at_their_extremes():
 
 
 def test_dates_timestamps_times_with_infinities_and_the_epoch_shift():
-    columns = [col("d", 1082, "date"), col("ts", 1114, "timestamp without time zone"),
-               col("tz", 1184, "timestamp with time zone"), col("t", 1083, "time without time zone")]  # fmt: skip
+    columns = [
+        col("d", 1082, "date"),
+        col("ts", 1114, "timestamp without time zone"),
+        col("tz", 1184, "timestamp with time zone"),
+        col("t", 1083, "time without time zone"),
+    ]
     rows = [
         [dt.date(2000, 1, 1), dt.datetime(2000, 1, 1), dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.time(0)],
-        [dt.date(1970, 1, 1), dt.datetime(1970, 1, 1), dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
-         dt.time(23, 59, 59, 999999)],
+        [
+            dt.date(1970, 1, 1),
+            dt.datetime(1970, 1, 1),
+            dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            dt.time(23, 59, 59, 999999),
+        ],
         ["infinity", "infinity", "-infinity", None],
         ["-infinity", "-infinity", "infinity", dt.time(12, 0, 0, 1)],
-        [dt.date(1, 1, 1), dt.datetime(1, 1, 1, 0, 0, 0, 1), dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
-         dt.time(0, 0, 0, 1)],
+        [
+            dt.date(1, 1, 1),
+            dt.datetime(1, 1, 1, 0, 0, 0, 1),
+            dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+            dt.time(0, 0, 0, 1),
+        ],
         [dt.date(9999, 12, 31), None, None, None],
-    ]  # fmt: skip
+    ]
     assert_same(encode_copy_binary(columns, rows), columns)
 
 
@@ -106,7 +124,11 @@ def test_intervals_uuids_and_money():
 @pytest.mark.parametrize(
     ("p", "s", "values"),
     [
-        (20, 4, ["0", "0.0001", "-0.0001", "1234567890123456.7891", "-9999999999999999.9999", "10000", "0.5"]),
+        (
+            20,
+            4,
+            ["0", "0.0001", "-0.0001", "1234567890123456.7891", "-9999999999999999.9999", "10000", "0.5"],
+        ),
         (38, 0, ["9" * 38, "-" + "9" * 38, "1" + "0" * 37, "10000", "1"]),
         (38, 38, ["0." + "9" * 38, "-0." + "0" * 37 + "1", "0"]),
         (10, 2, ["12345678.99", "-0.01", "100", "0.10", "42"]),
@@ -124,17 +146,33 @@ def test_numeric_with_trailing_zero_scale_digits():
     # dscale larger than needed: the last base-10000 digit holds zeros beyond the column scale.
     columns = [col("n", 1700, "numeric(12,2)", typmod(12, 2))]
     body = struct.pack(">hhHh2h", 2, 0, 0, 2, 12, 5000)  # 12.5000 with dscale 2 -> 12.50
-    data = (b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + struct.pack(">hi", 1, len(body)) + body + b"\xff\xff")
+    data = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + struct.pack(">hi", 1, len(body)) + body + b"\xff\xff"
     assert_same(data, columns)
 
 
 def test_text_family_bytea_and_jsonb():
-    columns = [col("t", 25, "text"), col("v", 1043, "character varying(5)", 9), col("c", 1042, "character(3)", 7),
-               col("n", 19, "name"), col("j", 114, "json"), col("jb", 3802, "jsonb"), col("x", 142, "xml"),
-               col("by", 17, "bytea")]  # fmt: skip
+    columns = [
+        col("t", 25, "text"),
+        col("v", 1043, "character varying(5)", 9),
+        col("c", 1042, "character(3)", 7),
+        col("n", 19, "name"),
+        col("j", 114, "json"),
+        col("jb", 3802, "jsonb"),
+        col("x", 142, "xml"),
+        col("by", 17, "bytea"),
+    ]
     rows = [
         ["", "", "   ", "", "{}", "{}", "<a/>", b""],
-        ["héllo €𝄞", "abcde", "ab ", "pg_class", '{"a": [1, 2]}', '{"a": [1, 2]}', "<x>é</x>", b"\x00\xff\x80"],
+        [
+            "héllo €𝄞",
+            "abcde",
+            "ab ",
+            "pg_class",
+            '{"a": [1, 2]}',
+            '{"a": [1, 2]}',
+            "<x>é</x>",
+            b"\x00\xff\x80",
+        ],
         [None, None, None, None, None, None, None, None],
         ["\x00 nul inside", "z", "z  ", "n", "null", "null", "<y/>", bytes(range(256))],
     ]
@@ -142,9 +180,14 @@ def test_text_family_bytea_and_jsonb():
 
 
 def test_columns_without_kernels_are_decoded_on_the_cpu_and_reported():
-    columns = [col("id", 23, "integer"), col("arr", 1007, "integer[]"), col("tt", 1266, "time with time zone"),
-               col("s", 25, "text"), col("tags", 1009, "text[]"),
-               col("free", 1700, "numeric")]  # fmt: skip  (unconstrained numeric maps to exact text)
+    columns = [
+        col("id", 23, "integer"),
+        col("arr", 1007, "integer[]"),
+        col("tt", 1266, "time with time zone"),
+        col("s", 25, "text"),
+        col("tags", 1009, "text[]"),
+        col("free", 1700, "numeric"),
+    ]  # the unconstrained numeric maps to exact text
     rows = [
         [1, [1, None, 3], (dt.time(1, 2, 3), 3600), "a", ["x", None], decimal.Decimal("1.50")],
         [2, None, None, None, [], decimal.Decimal("NaN")],
@@ -156,8 +199,12 @@ def test_columns_without_kernels_are_decoded_on_the_cpu_and_reported():
 
 
 def test_plan_sends_only_exact_type_pairs_to_kernels():
-    columns = [col("i", 23, "integer"), col("n", 1700, "numeric(50,2)", typmod(50, 2)),
-               col("u", 2950, "uuid"), col("r", 3904, "int4range")]  # fmt: skip
+    columns = [
+        col("i", 23, "integer"),
+        col("n", 1700, "numeric(50,2)", typmod(50, 2)),
+        col("u", 2950, "uuid"),
+        col("r", 3904, "int4range"),
+    ]
     plans = plan_columns(columns, arrow_schema(columns))
     assert [p.kernel for p in plans] == ["swap", K_CPU, "uuid", K_CPU]  # decimal256 and ranges: CPU
     assert "decimal256" in plans[1].reason

@@ -1,4 +1,4 @@
-"""Describing relations and queries from the catalog: dropped columns, domains, arrays, refusal of unknown types."""
+"""Describing relations and queries from the catalog: dropped columns, domains, arrays, unknown types."""
 
 from __future__ import annotations
 
@@ -44,8 +44,10 @@ def test_relation_name_string_follows_sql_quoting(conn) -> None:
         "tags",
         "note",
     ]
-    with pytest.raises(LookupError, match="does not exist"):
+    with pytest.raises(LookupError, match="not valid SQL"):
         describe_relation(conn, "Sales.Order Lines")
+    with pytest.raises(LookupError, match="does not exist"):
+        describe_relation(conn, "sales.order_lines")
 
 
 def test_relation_column_subset_keeps_the_requested_order(conn) -> None:

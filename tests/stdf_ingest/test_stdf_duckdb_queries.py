@@ -20,6 +20,8 @@ from parquetry.testing.stdf_oracle import pystdf_records
 from parquetry.testing.stdf_writer import write_lot
 from resources.duckdb import DuckDBResource
 
+pytestmark = pytest.mark.slow  # one module fixture parses a real 4.4 MB lot with pystdf (a few seconds)
+
 SAMPLE = "galaxy_lot2.stdf.gz"  # real A530 wafer sort, big-endian, 1569 parts, 52k PTR
 
 
@@ -35,7 +37,9 @@ def lake(shared_dir, tmp_path_factory):
     storage = Storage(str(root))
     sample = shared_dir / "stdf_samples" / SAMPLE
     assert ingest_stdf_file(sample, storage, _file_id(sample)).ok
-    generated = write_lot(root.parent / "gen.stdf", parts=60, tests=8, sites=4, wafers=3, seed=11, lot_id="GEN-7")
+    generated = write_lot(
+        root.parent / "gen.stdf", parts=60, tests=8, sites=4, wafers=3, seed=11, lot_id="GEN-7"
+    )
     assert ingest_stdf_file(generated.path, storage, "gen7").ok
     con = duckdb.connect()
     create_views(con, str(root))
@@ -104,7 +108,9 @@ def test_failing_test_pareto_matches_pystdf_test_flags(lake):
     con, _root, records, _generated = lake
     failing = defaultdict(int)
     for part in _pystdf_parts(records):
-        failed_tests = {f["TEST_NUM"] for _n, f in part["results"] if f["TEST_FLG"] & 0x80 and not f["TEST_FLG"] & 0x40}
+        failed_tests = {
+            f["TEST_NUM"] for _n, f in part["results"] if f["TEST_FLG"] & 0x80 and not f["TEST_FLG"] & 0x40
+        }
         for num in failed_tests:
             failing[num] += 1
     rows = failing_test_pareto(con, top=1000, lot="GAL-LOT")

@@ -16,6 +16,9 @@ from parquetry.storage import Storage
 from parquetry.testing.stdf_oracle import open_plain
 from parquetry.testing.stdf_writer import StdfWriter, write_lot
 
+# One sample declares big-endian in its FAR but is written little-endian (MANIFEST.md): the parser warns.
+pytestmark = pytest.mark.filterwarnings("ignore:.*CPU_TYPE=1 says big-endian:UserWarning")
+
 
 def _pystdf_mir(path: str) -> dict:
     """The MIR as pystdf reads it from the first records of ``path`` ({} when there is none).
@@ -63,6 +66,7 @@ def ingested(shared_dir, tmp_path_factory):
     return root, storage, results
 
 
+@pytest.mark.slow
 def test_every_sample_is_published_under_product_stage_lot_from_its_mir(ingested):
     root, _storage, results = ingested
     assert len(results) >= 25
@@ -88,6 +92,7 @@ def test_every_sample_is_published_under_product_stage_lot_from_its_mir(ingested
             assert pq.ParquetFile(written.path).metadata.num_rows == written.rows
 
 
+@pytest.mark.slow
 def test_published_row_counts_match_the_parser_table_by_table(ingested):
     _root, _storage, results = ingested
     for name, (landing, result) in results.items():
@@ -97,9 +102,14 @@ def test_published_row_counts_match_the_parser_table_by_table(ingested):
         assert set(result.files) == set(expected), name
 
 
+@pytest.mark.slow
 def test_nothing_is_left_in_staging_and_no_temporaries_remain(ingested):
     root, _storage, _results = ingested
-    leftovers = [p for p in (root / "stdf").rglob("*") if p.is_file() and ("_staging" in p.parts or p.name.startswith(".tmp-"))]
+    leftovers = [
+        p
+        for p in (root / "stdf").rglob("*")
+        if p.is_file() and ("_staging" in p.parts or p.name.startswith(".tmp-"))
+    ]
     assert leftovers == []
 
 

@@ -36,7 +36,10 @@ def test_memory_landing_lists_hashes_and_skips_other_files(memory_landing):
     fs.pipe(f"{base}/notes.txt", b"ignored")
     files = scan_landing(f"memory://{base}")
     assert [f.name for f in files] == ["a.stdf", "b.std.gz"]
-    assert [f.sha256 for f in files] == [hashlib.sha256(b"first").hexdigest(), hashlib.sha256(b"second").hexdigest()]
+    assert [f.sha256 for f in files] == [
+        hashlib.sha256(b"first").hexdigest(),
+        hashlib.sha256(b"second").hexdigest(),
+    ]
     assert [f.size for f in files] == [5, 6]
     with fsspec.open(files[1].uri, "rb") as fh:
         assert fh.read() == b"second"
@@ -52,7 +55,9 @@ def test_cache_spares_rehashing_unchanged_files_and_forgets_removed_ones(memory_
     import parquetry.stdf.landing as landing
 
     real = landing.hash_file
-    monkeypatch.setattr(landing, "hash_file", lambda fs_, path, *a: hashed.append(path) or real(fs_, path, *a))
+    monkeypatch.setattr(
+        landing, "hash_file", lambda fs_, path, *a: hashed.append(path) or real(fs_, path, *a)
+    )
     restored = HashCache.from_json(cache.to_json())
     again = scan_landing(f"memory://{base}", cache=restored)
     assert hashed == [] and len(again) == 2
@@ -104,7 +109,9 @@ def test_ftp_landing_is_scanned_and_ingested_without_credentials_in_uris(ftp_ser
     (found,) = files
     assert found.sha256 == hashlib.sha256(lot.path.read_bytes()).hexdigest()
     assert "s3cret" not in found.uri and found.uri.startswith(f"ftp://127.0.0.1:{port}/")
-    result = ingest_stdf_file(found.uri, Storage(str(tmp_path / "root")), found.sha256, source_options=options)
+    result = ingest_stdf_file(
+        found.uri, Storage(str(tmp_path / "root")), found.sha256, source_options=options
+    )
     assert result.ok, result.error
     assert result.partition["lot"] == "FTP-LOT" and result.rows["parts"] == 8
     assert result.source_bytes == lot.path.stat().st_size

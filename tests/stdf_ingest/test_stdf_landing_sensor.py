@@ -53,7 +53,10 @@ def test_one_run_per_new_content_none_for_a_reupload_none_on_the_next_tick(landi
     keys = {r.partition_key for r in first.run_requests}
     assert {r.run_key for r in first.run_requests} == keys
     assert set(instance.get_dynamic_partitions(STDF_PARTITIONS_NAME)) == keys
-    assert {r.tags[SOURCE_TAG] for r in first.run_requests} == {f"memory://{BASE}/a.stdf", f"memory://{BASE}/b.stdf"}
+    assert {r.tags[SOURCE_TAG] for r in first.run_requests} == {
+        f"memory://{BASE}/a.stdf",
+        f"memory://{BASE}/b.stdf",
+    }
 
     again = _tick(sensor, instance, first.cursor)
     assert again.run_requests == []
@@ -102,9 +105,19 @@ def test_the_asset_materializes_one_partition_with_table_metadata(landing, tmp_p
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["rows_parts"] == 8 and meta["rows_results"] == 32 and meta["lot"] == "LOT-9"
     assert meta["parquet_bytes"] > 0 and meta["mb_per_s"] >= 0 and meta["engine"]
-    assert (tmp_path / "root" / "stdf" / "parts" / "product=PRODUCT-A" / "stage=FT1" / "lot=LOT-9" / f"{key}.parquet").is_file()
+    assert (
+        tmp_path
+        / "root"
+        / "stdf"
+        / "parts"
+        / "product=PRODUCT-A"
+        / "stage=FT1"
+        / "lot=LOT-9"
+        / f"{key}.parquet"
+    ).is_file()
 
 
+@pytest.mark.slow
 def test_landing_once_ingests_good_files_and_reports_the_bad_one(landing, tmp_path):
     fs, drop = landing
     drop("good1.stdf", seed=1)

@@ -50,6 +50,12 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process, all threads: steadier than wall time on a busy machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _inputs(directory: Path) -> list[str]:
     return sorted(str(p) for p in directory.glob("*.parquet"))
 
@@ -68,6 +74,7 @@ def worker(engine: str, case: str, work: Path, out: Path, dsn: str | None, cores
     }.get(engine, ["parquetry.compact", "duckdb", "psycopg"]):
         __import__(module)  # import time is not compaction time, for any engine
     started = time.perf_counter()
+    cpu_started = _cpu_s()
     extra: dict[str, Any] = {}
     if engine.startswith("parquetry"):
         from parquetry.catalog import Catalog, FragmentationPolicy
@@ -127,7 +134,12 @@ def worker(engine: str, case: str, work: Path, out: Path, dsn: str | None, cores
             shutil.copyfile(f, out / Path(f).name)
     else:
         raise SystemExit(f"unknown engine {engine}")
-    return {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb(), **extra}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_s": round(_cpu_s() - cpu_started, 2),
+        "peak_rss_mb": _peak_rss_mb(),
+        **extra,
+    }
 
 
 def build(work: Path, scale: float, healthy_rows: int, cores: int) -> dict[str, int]:

@@ -37,7 +37,24 @@ def _run(path: Path) -> tuple[int, int, int]:
     return size, records, results
 
 
-def measure(path: Path, repeat: int, min_mb: float) -> dict:
+def _run_stdf_convert(path: Path) -> None:
+    import stdf_convert
+
+    for _record_type, _batch in stdf_convert.batches(str(path)):
+        pass
+
+
+def _best_cpu(fn, path: Path, repeat: int, loops: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        c0 = time.process_time()
+        for _ in range(loops):
+            fn(path)
+        best = min(best, (time.process_time() - c0) / loops)
+    return best
+
+
+def measure(path: Path, repeat: int, min_mb: float, compare: bool) -> dict:
     size, records, results = _run(path)  # warm-up (kernels, page cache)
     loops = max(1, int(min_mb * 1e6 // max(size, 1)))
     best = best_cpu = float("inf")
@@ -57,6 +74,21 @@ def measure(path: Path, repeat: int, min_mb: float) -> dict:
         "cpu_ms": round(best_cpu * 1e3, 1),
         "mb_per_cpu_s": round(size / best_cpu / 1e6, 1),
         "krecords_per_s": round(records / best / 1e3, 1),
+        **(_compare(path, size, best_cpu, repeat, loops) if compare else {}),
+    }
+
+
+def _compare(path: Path, size: int, ours_cpu: float, repeat: int, loops: int) -> dict:
+    """stdf-convert (Rust, to Arrow batches) on the same file, same conditions: the speed ratio is
+    meaningful on a shared machine where absolute numbers are not."""
+    try:
+        _run_stdf_convert(path)
+    except Exception as exc:  # not installed, or it refuses the file
+        return {"stdf_convert": f"n/a ({type(exc).__name__})"}
+    theirs = _best_cpu(_run_stdf_convert, path, repeat, loops)
+    return {
+        "stdf_convert_mb_per_cpu_s": round(size / theirs / 1e6, 1),
+        "speedup": round(theirs / ours_cpu, 2),
     }
 
 
@@ -66,23 +98,26 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--min-mb", type=float, default=10.0)
     ap.add_argument("--lot-mb", type=float, default=0.0, help="also time a generated lot of this size")
+    ap.add_argument("--no-compare", action="store_true", help="skip stdf-convert")
     args = ap.parse_args()
     rows = []
     samples = Path(args.samples)
     for name in SAMPLES:
         if (samples / name).exists():
-            rows.append(measure(samples / name, args.repeat, args.min_mb))
+            rows.append(measure(samples / name, args.repeat, args.min_mb, not args.no_compare))
     if args.lot_mb > 0:
         from parquetry.testing.stdf_writer import write_bulk_lot
 
         with tempfile.TemporaryDirectory() as tmp:
             lot = Path(tmp) / "bench_lot.stdf"
             write_bulk_lot(lot, target_mb=args.lot_mb, sites=4, tests=200)
-            rows.append(measure(lot, args.repeat, 0))
-    cols = ["file", "mb", "records", "result_rows", "best_ms", "mb_per_s", "cpu_ms", "mb_per_cpu_s"]
+            rows.append(measure(lot, args.repeat, 0, not args.no_compare))
+    cols = ["file", "mb", "records", "best_ms", "mb_per_s", "cpu_ms", "mb_per_cpu_s"]
+    if not args.no_compare:
+        cols += ["stdf_convert_mb_per_cpu_s", "speedup"]
     print(" | ".join(f"{c:>12}" for c in cols))
     for r in rows:
-        print(" | ".join(f"{r[c]!s:>12}" for c in cols))
+        print(" | ".join(f"{r.get(c, '')!s:>12}" for c in cols))
     print(json.dumps({"benchmark": "stdf_decode", "hardware": "2 cores (shared)", "results": rows}))
 
 

@@ -59,6 +59,7 @@ from parquetry.storage import ParquetOptions, Storage, WrittenFile
 
 StorageFactory = Callable[[str], Storage]
 PREFETCH = 2  # assembled row groups waiting for the writer
+THREADED_READ_ROWS = 1 << 17
 
 
 class CompactionError(RuntimeError):
@@ -386,7 +387,10 @@ class _RowGroupReader:
             raise CompactionError(f"plan reads row group {row_group} of {self.plan.inputs[index].path} twice")
         path = self.plan.inputs[index].path
         try:
-            table = self._open(index).read_row_group(row_group)
+            # Column-parallel decoding pays off only for big row groups; for small ones the thread
+            # hand-offs cost more than the decoding (and the writer runs on the other core).
+            rows = self.plan.inputs[index].row_group_rows[row_group]
+            table = self._open(index).read_row_group(row_group, use_threads=rows >= THREADED_READ_ROWS)
         except (OSError, pa.ArrowException) as exc:
             raise CompactionError(
                 f"{self.storage.uri(path)}: row group {row_group} is unreadable: {exc}"

@@ -8,11 +8,14 @@ from parquetry.extract.errors import ExtractError, ProtocolError, ServerError
 from parquetry.extract.spec import TableSpec, TableSpecError, load_table_specs
 
 __all__ = [
+    "ConsumeResult",
     "ExtractError",
     "ExtractOptions",
     "ExtractResult",
+    "ParquetConsumer",
     "ProtocolError",
     "ServerError",
+    "StagedChunk",
     "TableSpec",
     "TableSpecError",
     "extract_table_to_parquet",
@@ -27,7 +30,11 @@ def __getattr__(name: str) -> object:
         from parquetry.extract import pipeline
 
         return getattr(pipeline, name)
-    if name in ("ExtractResult", "extract_table_to_parquet"):
+    if name == "StagedChunk":
+        from parquetry.extract.staging import StagedChunk
+
+        return StagedChunk
+    if name in ("ConsumeResult", "ExtractResult", "ParquetConsumer", "extract_table_to_parquet"):
         from parquetry.extract import parquet
 
         return getattr(parquet, name)

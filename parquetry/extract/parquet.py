@@ -222,7 +222,7 @@ class ParquetConsumer:
                     )
                 counts["rows"] += chunk_rows
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         self.storage.remove_temporaries(self.directory)
         if self.prefetch > 0:
             stream = _prefetch(decoded(), self.prefetch, timings)
@@ -233,6 +233,8 @@ class ParquetConsumer:
             starved = timings["wait_s"] + timings["decode_s"]
         total = time.perf_counter() - t0
         timings["write_s"] = max(0.0, total - starved)
+        if self.prefetch > 0:  # CPU seconds of this (the encoding) thread
+            timings["write_cpu_s"] = time.thread_time() - cpu0
         return ConsumeResult(files, counts["rows"], schema, self.engine, timings, counts["batches"])
 
 
@@ -263,6 +265,7 @@ def _prefetch(
         return False
 
     def run() -> None:
+        cpu0 = time.thread_time()
         try:
             for item in items:
                 if not put(item):
@@ -270,6 +273,8 @@ def _prefetch(
             put(_DONE)
         except BaseException as exc:
             put(_Failed(exc))
+        finally:
+            timings["decode_cpu_s"] = time.thread_time() - cpu0
 
     thread = threading.Thread(target=run, name="parquetry-decode", daemon=True)
     thread.start()

@@ -73,8 +73,16 @@ class ExtractOptions:
             raise ValueError("staging_budget_bytes must hold at least two chunks (2 * chunk_bytes)")
 
     def worker_count(self, tasks: int) -> int:
-        wanted = self.workers if self.workers is not None else (os.cpu_count() or 1)
+        wanted = self.workers if self.workers is not None else available_cores()
         return max(1, min(wanted, tasks)) if tasks else 0
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the affinity mask in containers), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass

@@ -65,7 +65,7 @@ INT32_MAX = (1 << 31) - 1
 
 
 # ----------------------------------------------------------------------------------------------- reads
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True)
 def be16s(buf, p):
     v = np.int64(buf[p]) * 256 + np.int64(buf[p + 1])
     if v >= 32768:
@@ -73,19 +73,19 @@ def be16s(buf, p):
     return v
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True)
 def be16u(buf, p):
     return np.int64(buf[p]) * 256 + np.int64(buf[p + 1])
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True)
 def be32u(buf, p):
     return ((np.int64(buf[p]) * 256 + np.int64(buf[p + 1])) * 256 + np.int64(buf[p + 2])) * 256 + np.int64(
         buf[p + 3]
     )
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True)
 def be32s(buf, p):
     v = be32u(buf, p)
     if v >= 2147483648:
@@ -516,7 +516,7 @@ def money_kernel(buf, pos, lens, out, err, col):
 
 
 # ------------------------------------------------------------------------------------------- numeric
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True)
 def _mul_add(acc, m, a):
     """acc = acc * m + a on four 32-bit limbs; returns the carry out (non-zero = overflow)."""
     c = a

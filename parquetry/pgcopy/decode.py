@@ -3,7 +3,8 @@
 Pass 1 (``kernels.scan_rows``) walks the rows exactly as the format defines them: a 16-bit field count
 per row, a 32-bit length per field (-1 = NULL) and the -1 trailer; nothing is guessed from the data, so
 text that happens to look like a row header cannot shift anything. It records each field's offset and
-length. Pass 2 (``columns.decode_values``) turns each column's slices into an Arrow array.
+length. Pass 2 (``columns.decode_columns``) turns the slices into Arrow arrays: the common scalar
+types in one row-major gather, the others (arrays, ranges, composites, rare scalars) column by column.
 
 ``CopyDecoder`` is streaming: ``feed`` takes any split of the stream, keeps at most one batch of input
 (``batch_rows`` rows or about ``batch_bytes`` bytes, plus one partial row) and returns the batches that
@@ -18,8 +19,6 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from parquetry.pgcopy import kernels as K
-from parquetry.pgcopy.columns import Context, decode_columns
 from parquetry.pgcopy.errors import CopyFormatError
 from parquetry.pgcopy.types import PgColumn, arrow_schema
 
@@ -29,10 +28,15 @@ SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 HEADER_FIXED = len(SIGNATURE) + 8
 FLAG_OIDS = 1 << 16
 DEFAULT_BATCH_BYTES = 64 << 20
+MAX_INDEX_CELLS = 1 << 21
 
 
 class CopyDecoder:
-    """Streaming decoder of one COPY BINARY stream into RecordBatches of ``arrow_schema(columns)``."""
+    """Streaming decoder of one COPY BINARY stream into RecordBatches of ``arrow_schema(columns)``.
+
+    A batch holds at most ``batch_rows`` rows (fewer for very wide tables: at most 2M fields per batch)
+    and about ``batch_bytes`` of input, so memory stays bounded whatever the table looks like.
+    """
 
     def __init__(
         self,
@@ -46,9 +50,16 @@ class CopyDecoder:
         self.columns = list(columns)
         self.schema = arrow_schema(self.columns)  # raises UnsupportedTypeError up front
         self.source = source
-        self.batch_rows = batch_rows
+        # The field index holds 12 bytes per (row, column): cap it so wide tables stay bounded too.
+        self.batch_rows = max(1, min(batch_rows, MAX_INDEX_CELLS // max(1, len(self.columns))))
+        batch_rows = self.batch_rows
         self.batch_bytes = batch_bytes
         self._types = [c.type for c in self.columns]
+        # numba loads here, not at import: importing Parquetry's code location must stay cheap.
+        from parquetry.pgcopy import columns, kernels
+
+        self._k = kernels
+        self._cols = columns
         ncols = len(self.columns)
         self._buf = bytearray()
         self._base = 0  # stream offset of self._buf[0]
@@ -56,8 +67,8 @@ class CopyDecoder:
         self._batch_pos = 0  # position where the pending batch's first row starts
         self._rows = 0  # rows parsed into the pending batch
         self._rows_done = 0  # rows already emitted
-        self._offs = np.zeros((ncols, batch_rows), dtype=np.int64)  # [column, row]
-        self._lens = np.zeros((ncols, batch_rows), dtype=np.int32)
+        self._offs = np.empty((ncols, batch_rows), dtype=np.int64)  # [column, row]
+        self._lens = np.empty((ncols, batch_rows), dtype=np.int32)
         self._header_done = False
         self._trailer_at: int | None = None  # stream offset of the trailer once seen
         self._finished = False
@@ -86,7 +97,7 @@ class CopyDecoder:
         arr.flags.writeable = False  # one kernel specialization for bytes, bytearray and memoryview
         try:
             if self._header_done or self._parse_header(arr):
-                while self._scan_more(arr) == K.SCAN_BATCH_FULL:
+                while self._scan_more(arr) == self._k.SCAN_BATCH_FULL:
                     out.append(self._emit(arr))
                 if self._trailer_at is not None and self._rows:
                     out.append(self._emit(arr))
@@ -152,24 +163,24 @@ class CopyDecoder:
 
     def _scan_more(self, arr: np.ndarray) -> int:
         stop_pos = self._batch_pos + self.batch_bytes
-        rows, pos, status, bad, bad_pos = K.scan_rows(
+        rows, pos, status, bad, bad_pos = self._k.scan_rows(
             arr, self._scan, len(arr), len(self.columns), self._offs, self._lens,
             self._rows, self.batch_rows, stop_pos,
         )  # fmt: skip
         row_no = self.rows + int(rows) + 1
         self._rows += int(rows)
         self._scan = int(pos)
-        if status == K.SCAN_TRAILER:
+        if status == self._k.SCAN_TRAILER:
             self._trailer_at = self._base + int(pos) - 2
             if len(arr) > pos:
                 raise self._error("data after the end-of-data trailer", int(pos))
-        elif status == K.SCAN_BAD_FIELD_COUNT:
+        elif status == self._k.SCAN_BAD_FIELD_COUNT:
             raise self._error(
                 f"row has {int(bad)} fields, expected {len(self.columns)} (or -1 for the trailer)",
                 int(bad_pos),
                 row=row_no,
             )
-        elif status == K.SCAN_BAD_LENGTH:
+        elif status == self._k.SCAN_BAD_LENGTH:
             raise self._error(
                 "negative field length other than -1 (NULL)",
                 int(bad_pos),
@@ -181,8 +192,8 @@ class CopyDecoder:
     def _emit(self, arr: np.ndarray) -> pa.RecordBatch:
         n = self._rows
         first_row = self._rows_done + 1
-        contexts = [Context(self.source, col.name, first_row, self._base) for col in self.columns]
-        arrays = decode_columns(arr, self._offs, self._lens, n, self._types, contexts)
+        contexts = [self._cols.Context(self.source, col.name, first_row, self._base) for col in self.columns]
+        arrays = self._cols.decode_columns(arr, self._offs, self._lens, n, self._types, contexts)
         if arrays:
             batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         else:

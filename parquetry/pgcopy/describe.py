@@ -22,8 +22,8 @@ from parquetry.pgcopy.types import (
     PgColumn,
     PgField,
     PgType,
-    _with_typmod,
     column_arrow_field,
+    name_with_typmod,
 )
 
 __all__ = ["describe_query", "describe_relation"]
@@ -95,7 +95,7 @@ class _Resolver:
                 scale = self.money_scale() if codec == "money" else 2
                 return PgType(
                     oid=oid,
-                    name=_with_typmod(name, codec, typmod),
+                    name=name_with_typmod(name, codec, typmod),
                     codec=codec,
                     typmod=typmod,
                     money_scale=scale,

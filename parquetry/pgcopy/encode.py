@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -125,13 +126,17 @@ def wire_kind(pg_type: str) -> str:
 
 
 def _lazy_njit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``numba.njit(cache=True, nogil=True)(fn)``, done on the first call (numba is slow to import)."""
     compiled: list[Callable[..., Any]] = []
+    lock = threading.Lock()
 
     def call(*args: Any) -> Any:
         if not compiled:
-            import numba
+            with lock:
+                if not compiled:
+                    import numba
 
-            compiled.append(numba.njit(cache=True, nogil=True)(fn))
+                    compiled.append(numba.njit(cache=True, nogil=True)(fn))
         return compiled[0](*args)
 
     call.__name__ = fn.__name__
@@ -527,11 +532,11 @@ def _plan_var(arr: pa.Array, kind: str, column: str) -> _Plan:
     valid = _validity(arr)
     buffers = arr.buffers()
     if n == 0 or buffers[1] is None:
-        offsets = np.zeros(n + 1, dtype=off_type)
+        offsets = np.zeros(n + 1, dtype=np.int64)
     else:
         offsets = np.frombuffer(
             buffers[1], dtype=off_type, count=n + 1, offset=arr.offset * np.dtype(off_type).itemsize
-        )
+        ).astype(np.int64, copy=False)  # one compiled kernel for both offset widths
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
     prefix = 1 if kind == "jsonb" else -1  # jsonb_recv expects its format version byte first
     lengths = np.diff(offsets).astype(np.int64)

@@ -1,7 +1,11 @@
-"""numba kernels of the COPY BINARY decoder: one pass to find every field, then one gather per column.
+"""numba kernels of the COPY BINARY decoder: one pass to find every field, then the gathers.
 
-Every loop over rows or values lives here, compiled with ``cache=True`` so a process pays the compile
-once per machine. Kernels never raise: they return an error code and the index of the offending row or
+Pass 1 (``scan_rows``) records each field's offset and length. Pass 2 decodes the common scalar columns
+of a batch together (``gather_columns``: row-major, so each field is read once and in stream order;
+per-column passes over a row-major buffer would pull every cache line once per column), and the rare
+and nested types with one kernel per column. Every loop over rows or values lives here, compiled with
+``cache=True`` (a process pays the compile once per machine) and ``nogil=True`` (decoders in threads
+run in parallel). Kernels never raise: they return an error code and the index of the offending row or
 value, and the Python side turns that into a ``CopyFormatError`` that names source, offset, row, column.
 Field slices are ``(offset, length)`` pairs into the stream buffer, length -1 meaning NULL.
 """
@@ -52,7 +56,7 @@ def scan_rows(buf, pos, end, ncols, offs, lens, row0, max_rows, stop_pos):
     """
     row = row0
     while True:
-        if row >= max_rows or (row > row0 and pos >= stop_pos):
+        if row >= max_rows or (row > 0 and pos >= stop_pos):
             return row - row0, pos, SCAN_BATCH_FULL, -1, pos
         if pos + 2 > end:
             return row - row0, pos, SCAN_NEED_MORE, -1, pos

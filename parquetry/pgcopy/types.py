@@ -30,6 +30,7 @@ __all__ = [
     "arrow_schema",
     "arrow_type",
     "builtin_type",
+    "name_with_typmod",
     "numeric_precision_scale",
 ]
 
@@ -174,7 +175,7 @@ def builtin_type(oid: int, typmod: int = -1, ndims: int = 1) -> PgType | None:
     """The ``PgType`` of a built-in scalar, array, range or multirange OID, or None when not built in."""
     if oid in BUILTIN_SCALARS:
         codec, name = BUILTIN_SCALARS[oid]
-        return PgType(oid=oid, name=_with_typmod(name, codec, typmod), codec=codec, typmod=typmod)
+        return PgType(oid=oid, name=name_with_typmod(name, codec, typmod), codec=codec, typmod=typmod)
     if oid in BUILTIN_RANGES:
         sub_oid, name = BUILTIN_RANGES[oid]
         sub = builtin_type(sub_oid)
@@ -218,7 +219,8 @@ def decimal_precision_scale(t: PgType) -> tuple[int, int] | None:
     return None
 
 
-def _with_typmod(name: str, codec: str, typmod: int) -> str:
+def name_with_typmod(name: str, codec: str, typmod: int) -> str:
+    """``format_type``'s spelling of a built-in type with its modifier (``numeric(12,2)``, ``character(5)``)."""
     if typmod < 0:
         return name
     if codec == "numeric":

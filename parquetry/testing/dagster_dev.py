@@ -65,10 +65,11 @@ def write_workspace(directory: Path) -> Path:
 class DagsterDev:
     """A running ``dagster dev``; ``graphql()`` posts queries to it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path, workspace: Path) -> None:
         self.process = process
         self.port = port
         self.log_path = log_path
+        self.workspace = workspace
 
     @property
     def url(self) -> str:
@@ -89,7 +90,9 @@ class DagsterDev:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 payload = json.loads(response.read())
         except (urllib.error.URLError, OSError) as exc:
-            raise DagsterDevError(f"GraphQL request failed: {exc}\n--- server log ---\n{self.log_tail()}") from exc
+            raise DagsterDevError(
+                f"GraphQL request failed: {exc}\n--- server log ---\n{self.log_tail()}"
+            ) from exc
         if payload.get("errors"):
             raise DagsterDevError(f"GraphQL errors: {payload['errors']}")
         return payload["data"]
@@ -118,6 +121,35 @@ class DagsterDev:
             last = "code location still loading"
             time.sleep(1)
         raise DagsterDevError(f"timed out waiting for the code location ({last})\n{self.log_tail()}")
+
+    def backfills(self) -> list[dict[str, Any]]:
+        """Every backfill on the instance: ``[{"id", "status"}]``, newest first."""
+        query = "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }"
+        return list(self.graphql(query)["partitionBackfillsOrError"]["results"])
+
+    def wait_for_backfill(self, backfill_id: str, timeout: float = 600) -> str:
+        """Until the daemon has finished the backfill; returns its final status."""
+        done = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+        query = (
+            "query($id: String!) { partitionBackfillOrError(backfillId: $id) "
+            "{ ... on PartitionBackfill { status } } }"
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = str(self.graphql(query, {"id": backfill_id})["partitionBackfillOrError"]["status"])
+            if status in done:
+                return status
+            time.sleep(2)
+        raise DagsterDevError(f"backfill {backfill_id} did not finish in {timeout} s\n{self.log_tail()}")
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run: ``[{"runId", "status", "tags": {...}}]``."""
+        query = "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
+        results = self.graphql(query)["runsOrError"]["results"]
+        return [
+            {"runId": r["runId"], "status": r["status"], "tags": {t["key"]: t["value"] for t in r["tags"]}}
+            for r in results
+        ]
 
     def set_nux_seen(self) -> None:
         """Dismiss the first-visit dialog so screenshots show the page itself."""
@@ -178,7 +210,7 @@ def dagster_dev(
         process = subprocess.Popen(
             command, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = DagsterDev(process, port, log_path)
+    server = DagsterDev(process, port, log_path, workspace)
     try:
         server.wait_for_location()
         yield server
@@ -194,10 +226,8 @@ def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 20) ->
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):

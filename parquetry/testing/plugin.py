@@ -11,6 +11,8 @@ Fixtures:
 * ``pg_dsn``: a DSN to a new, empty database, dropped after the test.
 * ``pg_snapshots`` (session): the :class:`~parquetry.testing.snapshots.SnapshotStore`.
 * ``pg_snapshot``: a factory ``pg_snapshot(name, builder, version=1) -> dsn`` of a fresh clone.
+* ``pg_sample_db``: a factory ``pg_sample_db(scale=0.02, seed=0) -> dsn``: a private clone of
+  :func:`parquetry.sample_db.load_sample_database` at that scale (built once per scale and seed).
 * ``@snapshot(name, version=...)`` from :mod:`parquetry.testing.snapshots` makes a builder a fixture.
 
 ``PARQUETRY_TEST_CLUSTER_DIR`` keeps the session cluster in that directory and does not delete it,
@@ -90,7 +92,10 @@ def pg_snapshots(pg_cluster: PostgresCluster) -> SnapshotStore:
     """The session's snapshot store: builds each template once, clones it per request."""
     from parquetry.testing.snapshots import SnapshotStore
 
-    return SnapshotStore(pg_cluster)
+    store = SnapshotStore(pg_cluster)
+    if os.environ.get(CLUSTER_DIR_ENV):
+        store.drop_orphaned_clones()  # left by an earlier session that was killed
+    return store
 
 
 @pytest.fixture
@@ -102,6 +107,31 @@ def pg_snapshot(pg_snapshots: SnapshotStore) -> Iterator[Callable[..., str]]:
 
     def clone(name: str, builder: Callable[[str], Any], version: str | int = 1) -> str:
         dsn = pg_snapshots.clone(SnapshotSpec(name, builder, version))
+        made.append(dsn)
+        return dsn
+
+    yield clone
+    for dsn in made:
+        pg_snapshots.drop(dsn)
+
+
+SAMPLE_DB_VERSION = 1
+
+
+@pytest.fixture
+def pg_sample_db(pg_snapshots: SnapshotStore) -> Iterator[Callable[..., str]]:
+    """``pg_sample_db(scale=0.02, seed=0) -> dsn``: a private copy of the sample database."""
+    from parquetry.sample_db import load_sample_database
+    from parquetry.testing.snapshots import SnapshotSpec
+
+    made: list[str] = []
+
+    def clone(scale: float = 0.02, seed: int = 0) -> str:
+        def build(dsn: str) -> None:
+            load_sample_database(dsn, scale=scale, seed=seed)
+
+        spec = SnapshotSpec(f"sample_db_{scale:g}_{seed}", build, SAMPLE_DB_VERSION)
+        dsn = pg_snapshots.clone(spec)
         made.append(dsn)
         return dsn
 

@@ -180,16 +180,25 @@ class SnapshotStore:
 
     def clone(self, spec: SnapshotSpec, dbname: str | None = None) -> str:
         """A new database copied from ``spec``'s template (built first if needed); returns its DSN."""
-        template = self.template(spec)
-        if dbname is None:
-            dbname = f"{template[:40]}_c{os.getpid()}_{next(_clone_counter)}"
-        with self._admin() as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY {}").format(
-                    sql.Identifier(dbname), sql.Identifier(template), sql.SQL(self.strategy)
-                )
-            )
-        return self.dsn(dbname)
+        for attempt in range(2):
+            template = self.template(spec)
+            if dbname is None:
+                dbname = f"{template[:40]}_c{os.getpid()}_{next(_clone_counter)}"
+            try:
+                with self._admin() as conn:
+                    conn.execute(
+                        sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY {}").format(
+                            sql.Identifier(dbname), sql.Identifier(template), sql.SQL(self.strategy)
+                        )
+                    )
+            except psycopg.errors.InvalidCatalogName:
+                # Another store replaced this template with a newer build of the same snapshot.
+                self._ready.discard(template)
+                if attempt == 1:
+                    raise
+                continue
+            return self.dsn(dbname)
+        raise AssertionError("unreachable")
 
     def drop(self, dsn_or_dbname: str) -> None:
         """Drop a clone (by DSN or name), closing any sessions still connected to it."""
@@ -200,6 +209,22 @@ class SnapshotStore:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(dbname)))
             )
+
+    def drop_orphaned_clones(self) -> list[str]:
+        """Drop clones whose creating process is gone (a killed session on a kept cluster)."""
+        with self._admin() as conn:
+            names = [
+                row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE NOT datistemplate")
+            ]
+            dropped = []
+            for name in names:
+                match = _CLONE_NAME.match(name)
+                if match and not _process_alive(int(match.group(1))):
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                    )
+                    dropped.append(name)
+        return dropped
 
     def templates(self) -> dict[str, dict[str, Any]]:
         """Snapshot templates in the cluster: template name -> its label (snapshot, version, build_s)."""
@@ -224,6 +249,19 @@ def drop_template(conn: psycopg.Connection, name: str) -> None:
     ident = sql.Identifier(name)
     conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+
+
+_CLONE_NAME = re.compile(r"^snap_\w*_c(\d+)_\d+$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _exists(conn: psycopg.Connection, name: str) -> bool:

@@ -280,7 +280,7 @@ def test_outputs_of_healthy_row_groups_are_byte_copies_that_pyarrow_and_duckdb_r
     (live,) = catalog.live_files("copy")
     assert pq.read_table(live.path).equals(expected)
     columns = ", ".join(f'"{n}"' for n in expected.column_names)
-    duck = duckdb.sql(f"SELECT {columns} FROM read_parquet('{live.path}')").fetch_arrow_table()
+    duck = duckdb.sql(f"SELECT {columns} FROM read_parquet('{live.path}')").to_arrow_table()
     assert duck.sort_by("id").equals(expected.cast(duck.schema))
     out_meta, src_meta = pq.read_metadata(live.path), pq.read_metadata(files[0].path)
     assert out_meta.num_row_groups == 5

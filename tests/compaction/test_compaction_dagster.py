@@ -16,7 +16,7 @@ from pipeline_assets.compaction import compacted_dataset, compaction_sweep, defs
 from resources.catalog import CatalogResource
 from sensors.compaction import DATASETS, compaction_sensor
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def rows_of(plan: Plan, directory: str) -> list[tuple[int, int, int]]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(files=datasets(), config=configs)
 def test_every_input_row_is_written_exactly_once_in_input_order(
     files: list[PlanInput], config: PlanConfig
@@ -62,7 +62,7 @@ def test_every_input_row_is_written_exactly_once_in_input_order(
         assert rows_of(plan, directory) == expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(files=datasets(), config=configs)
 def test_outputs_are_sized_by_the_config_and_healthy_files_are_kept(
     files: list[PlanInput], config: PlanConfig
@@ -93,7 +93,7 @@ def test_outputs_are_sized_by_the_config_and_healthy_files_are_kept(
     assert len({p.path for p in plan.outputs}) == len(plan.outputs)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(files=datasets(), config=configs)
 def test_a_rewritten_directory_loses_files_or_row_groups(files: list[PlanInput], config: PlanConfig) -> None:
     plan = plan_compaction(files, config, healthy_if_big)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import psycopg
+import psycopg.conninfo
 import pytest
 
 from parquetry.pg.cluster import PostgresCluster
@@ -99,8 +102,29 @@ def test_a_second_request_reuses_the_template_and_a_new_version_rebuilds(pg_clus
     templates = other.templates()
     assert second in templates and first not in templates  # the older build of this snapshot is gone
     assert templates[second]["snapshot"] == name and templates[second]["version"] == "2"
-    for clone in (f"{name}_a", f"{name}_b"):
+    # The first store's cached template is gone; asking it again rebuilds rather than failing.
+    assert _label(store.clone(v1, f"{name}_c")) == "v1"
+    assert calls == Counter({"v1": 2, "v2": 1})
+    for clone in (f"{name}_a", f"{name}_b", f"{name}_c"):
         other.drop(clone)
+
+
+def test_clones_of_a_process_that_is_gone_are_dropped(pg_snapshots: SnapshotStore) -> None:
+    spec = SnapshotSpec(f"orphan_{uuid.uuid4().hex[:8]}", _counting_builder("o", Counter()))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphan = f"{spec.template_name[:40]}_c{gone.pid}_0"
+    mine = pg_snapshots.clone(spec)
+    pg_snapshots.clone(spec, orphan)
+    try:
+        assert orphan in pg_snapshots.drop_orphaned_clones()
+        with psycopg.connect(pg_snapshots.admin_dsn) as conn:
+            names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        assert orphan not in names
+        assert psycopg.conninfo.conninfo_to_dict(mine)["dbname"] in names
+    finally:
+        pg_snapshots.drop(mine)
+        pg_snapshots.drop(orphan)
 
 
 def test_templates_accept_no_connections_and_are_marked_as_templates(pg_cluster: PostgresCluster) -> None:
@@ -163,6 +187,20 @@ def test_pg_snapshot_fixture_hands_out_clones(pg_snapshot) -> None:
     assert calls["factory"] == 1
 
 
+def test_pg_sample_db_clones_the_sample_database_per_scale(pg_sample_db, pg_snapshots: SnapshotStore) -> None:
+    first = pg_sample_db(scale=0.003, seed=1)
+    second = pg_sample_db(scale=0.003, seed=1)
+    with psycopg.connect(first) as conn:
+        conn.execute("DELETE FROM order_items")
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM orders)"
+        ).fetchone()
+    with psycopg.connect(second) as conn:
+        assert conn.execute("SELECT count(*) > 0 FROM order_items").fetchone() == (True,)
+    assert counts == (30, 300)
+    assert pg_snapshots.builds["sample_db_0.003_1"] <= 1
+
+
 def test_template_names_fit_postgresql_identifiers_and_follow_the_version() -> None:
     long = SnapshotSpec("A very long snapshot name, with punctuation!" * 3, _small_builder, version="2024.1")
     assert len(long.template_name) <= 63
@@ -182,20 +220,57 @@ def test_kept_cluster_directory_is_used_per_worker(monkeypatch: pytest.MonkeyPat
     assert plugin._session_cluster_dir() == (None, False)  # a temporary directory, removed at the end
 
 
+_SESSION_TEST = """
+import os
+from pathlib import Path
+
+import psycopg
+
+from parquetry.testing.snapshots import snapshot
+
+
+@snapshot("across_sessions", version=1)
+def kept_db(dsn):
+    with open(os.environ["BUILD_LOG"], "a") as log:
+        log.write("built\\n")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE t AS SELECT 7 AS v")
+
+
+def test_sees_the_snapshot(kept_db):
+    with psycopg.connect(kept_db) as conn:
+        assert conn.execute("SELECT v FROM t").fetchone() == (7,)
+"""
+
+
 @pytest.mark.slow
-def test_snapshot_survives_a_cluster_restart_in_a_kept_directory() -> None:
-    base = Path(tempfile.mkdtemp(prefix="parquetry-test-pg-kept-"))
-    calls: Counter[str] = Counter()
-    spec = SnapshotSpec("kept", _counting_builder("kept", calls), version=1)
+def test_sessions_sharing_a_kept_cluster_directory_reuse_an_unchanged_snapshot(tmp_path: Path) -> None:
+    kept = Path(tempfile.mkdtemp(prefix="parquetry-test-pg-kept-"))
+    (tmp_path / "test_inner_session.py").write_text(_SESSION_TEST)
+    log = tmp_path / "builds.log"
+    # Only Parquetry's plugin, loaded as the entry point would: the inner sessions stay quick.
+    env = {
+        **os.environ,
+        plugin.CLUSTER_DIR_ENV: str(kept),
+        "BUILD_LOG": str(log),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    env.pop("PYTEST_XDIST_WORKER", None)
+    plugin_only = ["-p", "no:cacheprovider", "-p", "parquetry.testing.plugin"]
+    command = [sys.executable, "-m", "pytest", "-q", *plugin_only, "test_inner_session.py"]
     try:
-        with PostgresCluster(base_dir=base, keep_data=True) as pg:
-            assert SnapshotStore(pg).template(spec) == spec.template_name
-        with PostgresCluster(base_dir=base, keep_data=True) as pg:
-            store = SnapshotStore(pg)
-            clone = store.clone(spec)
-            assert _label(clone) == "kept"
-            assert store.builds["kept"] == 0
-        assert calls["kept"] == 1
-        assert os.path.exists(base / "data" / "PG_VERSION")
+        for _ in range(2):
+            result = subprocess.run(
+                command,
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert (kept / "data" / "PG_VERSION").exists()  # the kept directory stays
+            assert not (kept / "data" / "postmaster.pid").exists()  # and its server is stopped
+        assert log.read_text() == "built\n"  # the second session reused the template
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(kept, ignore_errors=True)

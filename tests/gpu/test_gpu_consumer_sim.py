@@ -64,6 +64,7 @@ def test_module_runs_in_simulator_subprocess():
     cudasim.run_module_in_subprocess(__file__)
 
 
+@pytest.mark.slow
 def test_gpu_consumer_writes_byte_identical_parquet_and_names_cpu_columns(tmp_path):
     chunks = staged_chunks(tmp_path, [9, 0, 14, 5])
     plan = SimpleNamespace(columns=COLUMNS)

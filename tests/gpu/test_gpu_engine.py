@@ -65,6 +65,7 @@ def test_bad_pool_sizes_are_refused(spec):
         parse_size(spec, 1 << 30)
 
 
+@pytest.mark.slow
 def test_resource_reports_the_engine_and_creates_no_pool():
     @dg.asset
     def which_engine(gpu: GpuResource) -> dg.MaterializeResult:

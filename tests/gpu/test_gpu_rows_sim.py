@@ -155,6 +155,7 @@ def streams(draw):
     return encode_copy_binary(columns, rows), columns, options
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,

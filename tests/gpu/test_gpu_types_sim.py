@@ -179,6 +179,7 @@ def test_text_family_bytea_and_jsonb():
     assert_same(encode_copy_binary(columns, rows), columns)
 
 
+@pytest.mark.slow
 def test_columns_without_kernels_are_decoded_on_the_cpu_and_reported():
     columns = [
         col("id", 23, "integer"),

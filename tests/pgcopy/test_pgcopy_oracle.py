@@ -445,3 +445,29 @@ def test_numeric_nan_in_constrained_column_is_refused_with_column_name(pg_dsn: s
         data = copy_bytes(conn, sql.SQL("SELECT * FROM nn ORDER BY id"))
     with pytest.raises(CopyFormatError, match=r"NaN.*row 2, column 'price'"):
         decode_copy_binary(data, columns, source="public.nn")
+
+
+def test_random_temporal_values_match_postgresql(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SELECT setseed(0.42)")
+        conn.execute(
+            "CREATE TABLE c_temporal AS SELECT"
+            " date '0001-01-01' + (random() * 3650000)::int AS c_date,"
+            " timestamp '1000-01-01' + random() * interval '3000000 days' AS c_ts,"
+            " timestamptz '1800-01-01 00:00+00' + random() * interval '200000 days' AS c_tstz,"
+            " time '00:00' + random() * interval '24 hours' AS c_time,"
+            " (time '00:00' + random() * interval '24 hours')::timetz AS c_timetz,"
+            " make_interval(months => (random() * 2000 - 1000)::int, days => (random() * 2000 - 1000)::int,"
+            "   secs => random() * 1e9 - 5e8) AS c_interval"
+            " FROM generate_series(1, 2000)"
+        )
+        conn.execute("UPDATE c_temporal SET c_date = NULL, c_interval = NULL WHERE random() < 0.1")
+        columns = describe_relation(conn, "c_temporal")
+        table = decode_copy_binary(copy_bytes(conn, sql.SQL("SELECT * FROM c_temporal")), columns)
+        exprs = [
+            sql.SQL(ORACLE_EXPR[c.name].replace("{c}", "{0}")).format(sql.Identifier(c.name)) for c in columns
+        ]
+        rendered = raw_text(conn, sql.SQL("SELECT {} FROM c_temporal").format(sql.SQL(", ").join(exprs)))
+    by_column = list(zip(*rendered, strict=True))
+    for j, col in enumerate(columns):
+        assert _expected_special(col.name, table.column(j).combine_chunks()) == list(by_column[j]), col.name

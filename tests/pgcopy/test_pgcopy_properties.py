@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from parquetry.pgcopy.decode import CopyDecoder, decode_copy_binary
 from parquetry.pgcopy.types import PgColumn, arrow_schema
 from parquetry.testing.arrow_compare import assert_same_table
-from parquetry.testing.copy_reference import encode_copy_binary
+from parquetry.testing.copy_reference import TRAILER, encode_copy_binary, encode_row, header
 
 UNIX_DATE = dt.date(1970, 1, 1)
 UNIX = dt.datetime(1970, 1, 1)
@@ -276,3 +276,16 @@ def test_byte_by_byte_feeding_matches_whole_stream(split: int) -> None:
     whole = decode_copy_binary(data, columns)
     assert_same_table(_split_decode(data, columns, list(range(0, len(data), split)), 4), whole)
     assert whole.column("i").to_pylist() == list(range(40))
+
+
+def test_wide_tables_get_smaller_batches_and_the_same_values() -> None:
+    columns = [PgColumn(f"c{i}", 23, "integer") for i in range(1600)]
+    pair = encode_row(columns, tuple(range(1600))) + encode_row(columns, tuple(range(-1, -1601, -1)))
+    data = header() + pair * 1500 + TRAILER
+    decoder = CopyDecoder(columns, source="wide")
+    batches = decoder.feed(bytearray(data)) + decoder.finish()
+    assert decoder.batch_rows * 1600 <= 1 << 21
+    assert len(batches) > 1 and all(b.num_rows <= decoder.batch_rows for b in batches)
+    table = pa.Table.from_batches(batches)
+    assert table.column("c0").to_pylist() == [0, -1] * 1500
+    assert table.column("c1599").to_pylist() == [1599, -1600] * 1500

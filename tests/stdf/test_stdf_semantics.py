@@ -248,6 +248,18 @@ def test_bytes_beyond_the_last_field_are_skipped_and_cut_fields_reported():
     assert any("cut part-way" in w for w in t["files"]["warnings"][0].as_py())
 
 
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary columns decoded (their dictionaries depend on how the file was cut into batches)."""
+    return table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                for f in table.schema
+            ]
+        )  # fmt: skip
+    )
+
+
 def _tables_equal(
     a: dict[str, pa.Table],
     b: dict[str, pa.Table],
@@ -258,7 +270,7 @@ def _tables_equal(
         if name == "files":
             ta = ta.drop_columns(list(skip_files))
             tb = tb.drop_columns(list(skip_files))
-        assert ta.equals(tb), name
+        assert _plain(ta).equals(_plain(tb)), name
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +300,7 @@ def test_tiny_chunks_and_blocks_give_the_same_tables(lot_path):
     assert lot_path.stat().st_size > 3 * 65536  # so that the 64 KiB blocks carry records across
     pieces = read_stdf(lot_path, file_id="x", batch_records=7, block_bytes=1)
     for name in whole:
-        assert whole[name].equals(pieces[name]), name
+        assert _plain(whole[name]).equals(_plain(pieces[name])), name
     assert sum(1 for t, _ in parse_stdf(lot_path, batch_records=7) if t == "results") > 100
 
 
@@ -332,6 +344,6 @@ def test_written_lots_read_back_to_what_was_written(
     assert [by_part[i] for i in range(len(lot.parts))] == [w.results for w in lot.parts]
     mpr = t["results"].filter(pa.compute.equal(t["results"]["rec_type"], "MPR"))
     assert mpr.num_rows == lot.mpr_results
-    assert t["wafers"].num_rows == wafers
+    assert t["wafers"].num_rows == lot.record_counts.get("WIR", 0) == (wafers and min(wafers, parts))
     tests_tbl = {x["test_num"]: x for x in t["tests"].to_pylist() if x["rec_type"] == "PTR"}
     assert {n: x["units"] for n, x in tests_tbl.items()} == {n: d.units for n, d in defs.items()}

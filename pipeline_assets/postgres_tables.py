@@ -23,10 +23,12 @@ import dagster as dg
 from parquetry.extract.spec import TableSpec, load_table_specs
 from pipeline_assets.metadata import standard_metadata
 from pipeline_assets.policies import TRANSIENT_RETRY_POLICY, bad_data_fails_without_retry
+from resources.gpu import GpuResource
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
 
 GROUP = "postgres"
+GPU_POOL = "gpu"  # GPU steps share a Dagster pool so concurrent runs cannot oversubscribe a device
 DEFAULT_TABLES = Path(__file__).resolve().parent.parent / "config" / "tables.yaml"
 
 
@@ -95,80 +97,125 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
         can_subset=False,
         retry_policy=TRANSIENT_RETRY_POLICY,
         op_tags={"parquetry/table": spec.name},
+        pool=GPU_POOL,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def is not None else None,
     )
-    def extract(context: dg.AssetExecutionContext, postgres: PostgresResource, storage: StorageResource):
-        from parquetry.extract.parquet import extract_table_to_parquet, partition_dir
+    def extract(
+        context: dg.AssetExecutionContext,
+        postgres: PostgresResource,
+        storage: StorageResource,
+        gpu: GpuResource,
+    ):
+        from parquetry.extract.parquet import extract_table_to_parquet
 
-        partition = context.partition_key if partitions_def is not None else None
+        # A single-run backfill hands this step a whole range of days: extract them one by one.
+        partitions: list[str | None] = list(context.partition_keys) if partitions_def is not None else [None]
         store = storage.get_storage()
-        with bad_data_fails_without_retry():
-            result = extract_table_to_parquet(
-                postgres.dsn,
-                spec,
-                store,
-                partition=partition,
-                options=postgres.extract_options(),
-                parquet_options=storage.parquet_options(),
+        engine = gpu.select_engine()
+        consumer_factory = gpu.consumer_factory() if engine.name == "gpu" else None
+        context.log.info(f"{spec.name}: engine {engine.name} ({engine.reason})")
+        results = []
+        for partition in partitions:
+            with bad_data_fails_without_retry():
+                result = extract_table_to_parquet(
+                    postgres.dsn,
+                    spec,
+                    store,
+                    partition=partition,
+                    options=postgres.extract_options(),
+                    parquet_options=storage.parquet_options(),
+                    consumer_factory=consumer_factory,
+                )
+            t = result.timings
+            context.log.info(
+                f"{spec.name}{'/' + partition if partition else ''}: {result.rows} rows, "
+                f"{result.stream_bytes} stream bytes -> {len(result.files)} file(s), "
+                f"{result.parquet_bytes} bytes "
+                f"in {t.get('wall_s', 0):.2f} s ({result.reader} reader, {result.workers} workers, "
+                f"{result.engine})"
             )
-        t = result.timings
-        context.log.info(
-            f"{spec.name}{'/' + partition if partition else ''}: {result.rows} rows, "
-            f"{result.stream_bytes} stream bytes -> {len(result.files)} file(s), "
-            f"{result.parquet_bytes} bytes "
-            f"in {t.get('wall_s', 0):.2f} s ({result.reader} reader, {result.workers} workers)"
-        )
-        read_stages = {"plan_s": t.get("plan_s", 0.0), "read_s": t.get("read_s", 0.0)}
-        yield dg.MaterializeResult(
-            asset_key=raw_chunks_key(spec.name),
-            metadata=standard_metadata(
-                rows=result.rows,
-                bytes_written=result.stream_bytes,
-                files=result.chunks,
-                engine=result.engine,
-                elapsed_s=t.get("read_s"),
-                stage_seconds=read_stages,
-                extra={
-                    "reader": result.reader,
-                    "workers": result.workers,
-                    "copy_tasks": result.tasks,
-                    "relations": ", ".join(result.relations),
-                    "peak_staged_bytes": result.peak_staged_bytes,
-                },
-            ),
-        )
-        yield dg.MaterializeResult(
-            asset_key=arrow_key(spec.name),
-            metadata=standard_metadata(
-                rows=result.rows,
-                bytes_written=result.stream_bytes,
-                engine=result.engine,
-                elapsed_s=t.get("decode_s"),
-                stage_seconds={"decode_s": t.get("decode_s", 0.0)},
-                schema=result.schema,
-                extra={"batches": result.batches},
-            ),
-        )
-        yield dg.MaterializeResult(
-            asset_key=parquet_key(spec.name),
-            metadata=standard_metadata(
-                rows=result.rows,
-                bytes_written=result.parquet_bytes,
-                files=len(result.files),
-                engine=result.engine,
-                elapsed_s=t.get("wall_s"),
-                stage_seconds={k: v for k, v in t.items() if k != "wall_s"},
-                schema=result.schema,
-                location=store.uri(partition_dir(store, spec.name, partition)),
-                extra={
-                    "stream_bytes": result.stream_bytes,
-                    "reader": result.reader,
-                    "client_cpu_s": round(result.client_cpu_s, 3),
-                    "compression": storage.compression,
-                },
-            ),
-        )
+            results.append(result)
+        yield from _materializations(spec, store, partitions, results, storage.compression, gpu.metadata())
 
     return extract
+
+
+def _sum_timings(results: list) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for result in results:
+        for key, value in result.timings.items():
+            total[key] = total.get(key, 0.0) + value
+    return total
+
+
+def _materializations(spec: TableSpec, store, partitions, results, compression: str, gpu_metadata):
+    """One materialization per asset; a multi-day run reports the days' totals."""
+    from parquetry.extract.parquet import partition_dir
+
+    rows = sum(r.rows for r in results)
+    stream_bytes = sum(r.stream_bytes for r in results)
+    parquet_bytes = sum(r.parquet_bytes for r in results)
+    files = sum(len(r.files) for r in results)
+    t = _sum_timings(results)
+    last = results[-1]
+    engine_name = last.engine.split(" ")[0]
+    common = {"engine_detail": last.engine, **{f"gpu_{k}": v for k, v in gpu_metadata.items()}}
+    if len(partitions) > 1:
+        common["partitions"] = f"{partitions[0]}...{partitions[-1]} ({len(partitions)} days)"
+    yield dg.MaterializeResult(
+        asset_key=raw_chunks_key(spec.name),
+        metadata=standard_metadata(
+            rows=rows,
+            bytes_written=stream_bytes,
+            files=sum(r.chunks for r in results),
+            engine=engine_name,
+            elapsed_s=t.get("read_s"),
+            stage_seconds={"plan_s": t.get("plan_s", 0.0), "read_s": t.get("read_s", 0.0)},
+            extra={
+                **common,
+                "reader": last.reader,
+                "workers": last.workers,
+                "copy_tasks": sum(r.tasks for r in results),
+                "relations": ", ".join(last.relations),
+                "peak_staged_bytes": max(r.peak_staged_bytes for r in results),
+            },
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=arrow_key(spec.name),
+        metadata=standard_metadata(
+            rows=rows,
+            bytes_written=stream_bytes,
+            engine=engine_name,
+            elapsed_s=t.get("decode_s"),
+            stage_seconds={"decode_s": t.get("decode_s", 0.0)},
+            schema=last.schema,
+            extra={**common, "batches": sum(r.batches for r in results)},
+        ),
+    )
+    location = (
+        partition_dir(store, spec.name, partitions[0]) if len(partitions) == 1 else store.path(spec.name)
+    )
+    yield dg.MaterializeResult(
+        asset_key=parquet_key(spec.name),
+        metadata=standard_metadata(
+            rows=rows,
+            bytes_written=parquet_bytes,
+            files=files,
+            engine=engine_name,
+            elapsed_s=t.get("wall_s"),
+            stage_seconds={k: v for k, v in t.items() if k != "wall_s"},
+            schema=last.schema,
+            location=store.uri(location),
+            extra={
+                **common,
+                "stream_bytes": stream_bytes,
+                "reader": last.reader,
+                "client_cpu_s": round(sum(r.client_cpu_s for r in results), 3),
+                "compression": compression,
+            },
+        ),
+    )
 
 
 def build_postgres_defs(specs: list[TableSpec]) -> dg.Definitions:

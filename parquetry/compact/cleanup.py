@@ -57,6 +57,8 @@ def cleanup(
         cutoff = time.time() - grace_s
         for name in catalog.datasets():
             info = catalog.dataset(name)
+            if info.compaction_in_progress:
+                continue  # a long run's outputs may be older than the grace period but about to commit
             result.orphans.extend(_sweep(storage_for(info.storage_uri), catalog.known_paths(name), cutoff))
     return result
 

@@ -33,10 +33,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from parquetry.catalog import Catalog, LiveFile
+from parquetry.catalog import Catalog, CatalogError, LiveFile
 from parquetry.compact.faults import fault_point
 from parquetry.compact.plan import (
     Plan,
@@ -136,7 +137,7 @@ class Compactor:
         started = time.perf_counter()
         lease = self.catalog.acquire_lease(dataset, self.owner, self.settings.lease_ttl_s)
         published: list[WrittenFile] = []
-        committed = False
+        commit_sent = False
         storage: Storage | None = None
         try:
             snapshot = self.catalog.snapshot(dataset)
@@ -197,6 +198,7 @@ class Compactor:
                 input_digest.close()
             fault_point("after_outputs")
             inputs = [by_path[f.path] for f in plan.inputs]
+            commit_sent = True
             generation = self.catalog.commit_compaction(
                 dataset,
                 lease.token,
@@ -207,7 +209,6 @@ class Compactor:
                 schema=target,
                 verification=verification,
             )
-            committed = True
             fault_point("after_commit")
             after_files = [f for f in snapshot.files if f.path not in {i.path for i in inputs}]
             after = _totals(after_files)
@@ -230,12 +231,18 @@ class Compactor:
                 verification=verification,
                 outputs=[w.path for w in published],
             )
-        except BaseException:
-            if not committed and storage is not None:
+        except BaseException as exc:
+            # Outputs are removed only when the catalog surely does not reference them: the commit was
+            # never sent, or the catalog refused it. If its outcome is unknown (a connection lost after
+            # COMMIT), they stay; the cleanup's orphan sweep removes them if the commit did not happen.
+            refused = isinstance(exc, CatalogError)
+            if storage is not None and (not commit_sent or refused):
                 _discard(storage, published)
             raise
         finally:
-            self.catalog.release_lease(dataset, lease.token)
+            # If the catalog is unreachable the lease simply expires; do not mask the run's own error.
+            with contextlib.suppress(psycopg.OperationalError):
+                self.catalog.release_lease(dataset, lease.token)
 
     # ------------------------------------------------------------------ steps
 

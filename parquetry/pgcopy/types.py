@@ -220,7 +220,7 @@ def decimal_precision_scale(t: PgType) -> tuple[int, int] | None:
 
 
 def name_with_typmod(name: str, codec: str, typmod: int) -> str:
-    """``format_type``'s spelling of a built-in type with its modifier (``numeric(12,2)``, ``character(5)``)."""
+    """``format_type``'s spelling of a built-in type with its modifier, e.g. ``numeric(12,2)``."""
     if typmod < 0:
         return name
     if codec == "numeric":

@@ -7,13 +7,15 @@ import threading
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from parquetry.catalog import Catalog, FragmentationPolicy, LeaseHeld
+from parquetry.catalog import Catalog, FragmentationPolicy, LeaseHeld, StaleInputs
 from parquetry.compact import CompactionError, CompactionSettings, Compactor, cleanup
+from parquetry.compact import compactor as compactor_module
 from parquetry.storage import ParquetOptions, Storage, WrittenFile
 from parquetry.testing.compaction import mixed_table, register, write_files
 
@@ -294,3 +296,50 @@ def test_healthy_row_groups_are_re_encoded_when_byte_copy_is_off(catalog: Catalo
     result = Compactor(catalog, settings).run("nocopy")
     assert result.verification["byte_copied"]["files"] == 0
     assert result.verification["output"]["rows"] == 7500
+
+
+def test_a_refused_commit_removes_the_outputs_and_keeps_the_rewritten_file(
+    catalog: Catalog, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = write_files(storage, "", files=4, rows_per_file=100)
+    register(catalog, "stale", storage, files)
+
+    def rewrite_an_input(point: str) -> None:
+        if point == "after_outputs":  # a writer re-runs its partition while the compactor verifies
+            again = storage.write_parquet(files[0].path, mixed_table(100, start=10_000))
+            register(catalog, "stale", storage, [again])
+
+    monkeypatch.setattr(compactor_module, "fault_point", rewrite_an_input)
+    with pytest.raises(StaleInputs):
+        Compactor(catalog, SETTINGS).run("stale")
+    assert not [p for p in os.listdir(storage.base) if p.startswith("compacted-")]
+    ids = read_live(catalog, "stale").column("id").to_pylist()
+    assert ids == list(range(100, 400)) + list(range(10_000, 10_100))
+    assert not catalog.dataset("stale").compaction_in_progress
+
+
+def test_outputs_stay_when_the_commit_outcome_is_unknown(
+    catalog: Catalog, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(catalog, "lost", storage, write_files(storage, "", files=4, rows_per_file=100))
+    real_commit = catalog.commit_compaction
+
+    def commit_then_lose_the_reply(*args: object, **kwargs: object) -> int:
+        real_commit(*args, **kwargs)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(catalog, "commit_compaction", commit_then_lose_the_reply)
+    with pytest.raises(psycopg.OperationalError):
+        Compactor(catalog, SETTINGS).run("lost")
+    assert read_live(catalog, "lost").column("id").to_pylist() == list(range(400))
+    assert all(os.path.exists(f.path) for f in catalog.live_files("lost"))
+
+
+def test_orphan_sweep_leaves_a_dataset_under_compaction_alone(catalog: Catalog, storage: Storage) -> None:
+    register(catalog, "busy", storage, write_files(storage, "", files=4, rows_per_file=100))
+    pending = storage.write_parquet(storage.path("compacted-0123456789-00000.parquet"), mixed_table(5))
+    lease = catalog.acquire_lease("busy", "long-run", ttl_s=60)
+    assert cleanup(catalog, grace_s=0).orphans == []
+    assert os.path.exists(pending.path)
+    catalog.release_lease("busy", lease.token)
+    assert cleanup(catalog, grace_s=0).orphans == [pending.path]

@@ -18,6 +18,7 @@ from pipeline_assets.postgres_tables import (
     parquet_key,
     raw_chunks_key,
 )
+from resources.gpu import GpuResource
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
 
@@ -45,6 +46,7 @@ def test_sample_database_tables_materialize_end_to_end(pg_dsn, tmp_path):
             dsn=pg_dsn, workers=2, range_bytes=64 * 1024, chunk_bytes=64 * 1024, staging_budget_bytes=1 << 20
         ),
         "storage": StorageResource(root=str(tmp_path)),
+        "gpu": GpuResource(engine="cpu"),
     }
     assets = list(defs.assets)
     by_name = {next(iter(a.keys)).path[-1]: a for a in assets}

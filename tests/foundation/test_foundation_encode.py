@@ -49,6 +49,8 @@ EDGE_COLUMNS: dict[str, tuple[str, pa.DataType, list[object]]] = {
     ),
     "vc": ("varchar(12)", pa.large_string(), ["short", "", None, "twelve chars"]),
     "bc": ("char(3)", pa.string(), ["ab", "abc", None, ""]),
+    "js": ("jsonb", pa.string(), ['{"b": [1, 2.5, null], "a": "é"}', "[]", None, '"x"']),
+    "jt": ("json", pa.string(), ['{"kept":  "as written"}', None]),
     "by": ("bytea", pa.binary(), [b"", b"\x00\xff\x10", None, bytes(range(256)) * 4]),
     "d": (
         "date",

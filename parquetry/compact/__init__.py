@@ -9,6 +9,7 @@ from parquetry.compact.compactor import (
     VerificationError,
 )
 from parquetry.compact.plan import Plan, PlanConfig, PlanInput, plan_compaction
+from parquetry.compact.rowgroup_copy import RowGroupCopyError, copy_row_groups
 from parquetry.compact.schema_merge import SchemaMergeError, conform, merge_schemas
 
 __all__ = [
@@ -20,10 +21,12 @@ __all__ = [
     "Plan",
     "PlanConfig",
     "PlanInput",
+    "RowGroupCopyError",
     "SchemaMergeError",
     "VerificationError",
     "cleanup",
     "conform",
+    "copy_row_groups",
     "merge_schemas",
     "plan_compaction",
 ]

@@ -97,62 +97,62 @@ class _Reader:
         return out
 
 
-def _plan(rec: RecordType, bo: str) -> list:
-    """Steps for the fast path: runs of fixed-size scalars become one ``struct`` unpack, Cn a slice."""
-    steps: list = []
+def _compile(rec: RecordType, bo: str):
+    """A decoder specialised for one record type and byte order, or None (arrays: generic reader).
+
+    Runs of fixed-size fields become one ``struct`` unpack and C*n strings a slice, in straight-line
+    generated code. It returns the fields read when the record ends on a field boundary (omitted
+    trailing fields) and None when a field is cut part-way, so that the generic reader reports it.
+    """
+    if any(f.count is not None or not (f.type in _FIXED or f.type in ("C1", "Cn")) for f in rec.fields):
+        return None
+    env: dict = {}
+    lines = ["def decode(data):", "    end = len(data)", "    pos = 0", "    out = {}"]
     run: list = []
 
     def flush() -> None:
-        if run:
-            fmt = struct.Struct(bo + "".join("c" if t == "C1" else _FIXED[t][0] for _, t in run))
-            steps.append(("fixed", fmt, tuple(n for n, _ in run), tuple(t == "C1" for _, t in run)))
-            run.clear()
+        if not run:
+            return
+        fmt = struct.Struct(bo + "".join("c" if t == "C1" else _FIXED[t][0] for _, t in run))
+        key = f"S{len(env)}"
+        env[key] = fmt
+        lines.append("    if pos >= end: return out")
+        lines.append(f"    if pos + {fmt.size} > end: return None")
+        names = ", ".join(f"v{k}" for k in range(len(run))) + ","
+        lines.append(f"    {names} = {key}.unpack_from(data, pos)")
+        for k, (name, t) in enumerate(run):
+            value = f"v{k}.decode('latin-1')" if t == "C1" else f"v{k}"
+            lines.append(f"    out[{name!r}] = {value}")
+        lines.append(f"    pos += {fmt.size}")
+        run.clear()
 
     for f in rec.fields:
-        if f.count is None and (f.type in _FIXED or f.type == "C1"):
-            run.append((f.name, f.type))
-            continue
-        flush()
-        if f.count is None and f.type == "Cn":
-            steps.append(("cn", f.name))
+        if f.type == "Cn":
+            flush()
+            lines += [
+                "    if pos >= end: return out",
+                "    ln = data[pos]",
+                "    if pos + 1 + ln > end: return None",
+                f"    out[{f.name!r}] = data[pos + 1 : pos + 1 + ln].decode('latin-1')",
+                "    pos += 1 + ln",
+            ]
         else:
-            return []  # arrays and exotic types: generic reader only
+            run.append((f.name, f.type))
     flush()
-    return steps
+    lines.append("    return out")
+    exec(compile("\n".join(lines), f"<stdf decoder {rec.name}>", "exec"), env)  # noqa: S102 - generated from spec.py
+    return env["decode"]
 
 
-_PLANS: dict[tuple[str, bool], list] = {}
+_DECODERS: dict[tuple[str, bool], object] = {}
 
 
 def _fast(rec: RecordType, data: bytes, big: bool) -> dict | None:
-    """Decode a record that carries every field, or return None (then the generic reader runs)."""
     key = (rec.name, big)
-    steps = _PLANS.get(key)
-    if steps is None:
-        steps = _PLANS[key] = _plan(rec, ">" if big else "<")
-    if not steps:
-        return None
-    out: dict = {}
-    pos = 0
-    end = len(data)
-    for step in steps:
-        if step[0] == "cn":
-            if pos >= end:
-                return None
-            ln = data[pos]
-            if pos + 1 + ln > end:
-                return None
-            out[step[1]] = data[pos + 1 : pos + 1 + ln].decode("latin-1")
-            pos += 1 + ln
-        else:
-            fmt = step[1]
-            if pos + fmt.size > end:
-                return None
-            vals = fmt.unpack_from(data, pos)
-            for name, is_c1, v in zip(step[2], step[3], vals, strict=True):
-                out[name] = v.decode("latin-1") if is_c1 else v
-            pos += fmt.size
-    return out
+    fn = _DECODERS.get(key, False)
+    if fn is False:
+        fn = _DECODERS[key] = _compile(rec, ">" if big else "<")
+    return None if fn is None else fn(data)  # type: ignore[operator]
 
 
 def decode_record(rec: RecordType, data: bytes, big: bool) -> tuple[dict, bool]:

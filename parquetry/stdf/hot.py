@@ -803,7 +803,7 @@ def kernels():
 class HotState:
     """Arrays that carry part and test state across chunks of one file."""
 
-    def __init__(self, tests: int = 1024, pool: int = 1 << 18, ipool: int = 1 << 14) -> None:
+    def __init__(self, tests: int = 4096, pool: int = 1 << 18, ipool: int = 1 << 14) -> None:
         self.st = np.zeros(N_STATE, np.int64)
         self.open_part = np.full(65536, -1, np.int64)
         self.open_pir = np.full(65536, -1, np.int64)

@@ -86,8 +86,12 @@ def _jsonable(v):
     return v
 
 
+_LOWER: dict[str, str] = {f.name: f.name.lower() for r in RECORDS for f in r.fields}
+
+
 def _lower(fields: dict) -> dict:
-    return {k.lower(): v for k, v in fields.items()}
+    low = _LOWER
+    return {low[k]: v for k, v in fields.items()}
 
 
 class _FileState:

@@ -274,4 +274,5 @@ def tests_batch(file_id: str, gather, state: H.HotState) -> pa.RecordBatch:
 
 def rows_batch(table: str, rows: list[dict]) -> pa.RecordBatch:
     """A batch from Python rows (the rare records), missing keys are null."""
-    return pa.RecordBatch.from_pylist(rows, schema=TABLE_SCHEMAS[table])
+    schema = TABLE_SCHEMAS[table]
+    return pa.RecordBatch.from_pydict({f.name: [r.get(f.name) for r in rows] for f in schema}, schema=schema)

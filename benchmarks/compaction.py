@@ -142,7 +142,7 @@ def worker(engine: str, case: str, work: Path, out: Path, dsn: str | None, cores
     }
 
 
-def build(work: Path, scale: float, healthy_rows: int, cores: int) -> dict[str, int]:
+def build(work: Path, scale: float, healthy_rows: int, cores: int, cases: set[str]) -> dict[str, int]:
     """Write the two input datasets (and a delta-rs copy of each) unless they are there already."""
     from parquetry.storage import ParquetOptions, Storage
     from parquetry.testing.compaction import write_files
@@ -152,6 +152,8 @@ def build(work: Path, scale: float, healthy_rows: int, cores: int) -> dict[str, 
     healthy_files = max(2, round(30 * scale))
     plan = {"fragmented": (frag_files, 5000), "healthy": (healthy_files, healthy_rows)}
     for case, (count, rows) in plan.items():
+        if case not in cases:
+            continue
         target = work / case
         marker = target / f".built-{count}-{rows}"
         if not marker.exists():
@@ -240,6 +242,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="where inputs are built (kept for re-runs)")
     parser.add_argument("--dsn", default=None, help="catalog database (default: a throwaway PostgreSQL)")
+    parser.add_argument("--cases", default="fragmented,healthy", help="which cases to run (comma-separated)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -250,7 +253,8 @@ def main() -> None:
 
     work = args.work or Path(tempfile.gettempdir()) / "parquetry-bench-compaction"
     work.mkdir(parents=True, exist_ok=True)
-    counts = build(work, args.scale, args.healthy_rows, args.cores)
+    cases = set(args.cases.split(","))
+    counts = build(work, args.scale, args.healthy_rows, args.cores, cases)
     cluster = None
     dsn = args.dsn
     if dsn is None:
@@ -265,6 +269,8 @@ def main() -> None:
             "healthy": ["parquetry", "parquetry-forced", "byte-copy"],
         }
         for case, engines in plans.items():
+            if case not in cases:
+                continue
             for engine in engines:
                 key = f"{case}/{engine}"
                 module = {"polars": "polars", "deltalake": "deltalake"}.get(engine)

@@ -177,7 +177,7 @@ def _single_run_backfill(job: Any) -> bool:
     keys = list(layer.executable_asset_keys)
     return bool(keys) and all(
         (policy := layer.get(key).backfill_policy) is not None
-        and policy.policy_type == dg.BackfillPolicyType.SINGLE_RUN
+        and policy.policy_type.name == "SINGLE_RUN"
         for key in keys
     )
 

@@ -1,13 +1,15 @@
 """numba kernels of the COPY BINARY decoder: one pass to find every field, then the gathers.
 
 Pass 1 (``scan_rows``) records each field's offset and length. Pass 2 decodes the common scalar columns
-of a batch together (``gather_columns``: row-major, so each field is read once and in stream order;
-per-column passes over a row-major buffer would pull every cache line once per column), and the rare
-and nested types with one kernel per column. Every loop over rows or values lives here, compiled with
-``cache=True`` (a process pays the compile once per machine) and ``nogil=True`` (decoders in threads
-run in parallel). Kernels never raise: they return an error code and the index of the offending row or
-value, and the Python side turns that into a ``CopyFormatError`` that names source, offset, row, column.
-Field slices are ``(offset, length)`` pairs into the stream buffer, length -1 meaning NULL.
+of a batch in one call (``gather_columns``: cache-sized blocks of rows, one tight loop per column inside
+a block, since whole-batch passes per column over a row-major buffer would pull every cache line from
+memory once per column), and the rare and nested types with one kernel per column.
+
+Every loop over rows or values lives here, compiled with ``cache=True`` (a process pays the compile
+once per machine) and ``nogil=True`` (decoders in threads run in parallel). Kernels never raise: they
+return an error code and the index of the offending row or value, and the Python side turns that into
+a ``CopyFormatError`` naming source, offset, row and column. Field slices are ``(offset, length)``
+pairs into the stream buffer, length -1 meaning NULL.
 """
 
 from __future__ import annotations
@@ -320,73 +322,138 @@ GATHER_NUMERIC = 4
 
 
 @_jit
-def gather_columns(buf, offs, lens, n, cols, kinds, widths, bases, params, scales, var_offsets, arena, words):
-    """Decode rows [0, n) of the columns ``cols`` (indexes into the ``[col, row]`` offs/lens) in one pass.
+def _gather_be(buf, offs, lens, c, r0, r1, wd, base, arena):
+    for i in range(r0, r1):
+        ln = lens[c, i]
+        if ln < 0:
+            continue
+        if ln != wd:
+            return i
+        o = offs[c, i]
+        b = base + i * wd
+        if wd == 4:
+            arena[b] = buf[o + 3]
+            arena[b + 1] = buf[o + 2]
+            arena[b + 2] = buf[o + 1]
+            arena[b + 3] = buf[o]
+        elif wd == 8:
+            arena[b] = buf[o + 7]
+            arena[b + 1] = buf[o + 6]
+            arena[b + 2] = buf[o + 5]
+            arena[b + 3] = buf[o + 4]
+            arena[b + 4] = buf[o + 3]
+            arena[b + 5] = buf[o + 2]
+            arena[b + 6] = buf[o + 1]
+            arena[b + 7] = buf[o]
+        else:
+            arena[b] = buf[o + 1]
+            arena[b + 1] = buf[o]
+    return -1
+
+
+@_jit
+def _gather_raw(buf, offs, lens, c, r0, r1, wd, base, arena):
+    for i in range(r0, r1):
+        ln = lens[c, i]
+        if ln < 0:
+            continue
+        if ln != wd:
+            return i
+        o = offs[c, i]
+        b = base + i * wd
+        for j in range(wd):
+            arena[b + j] = buf[o + j]
+    return -1
+
+
+@_jit
+def _gather_bool(buf, offs, lens, c, r0, r1, base, arena):
+    for i in range(r0, r1):
+        ln = lens[c, i]
+        if ln < 0:
+            continue
+        o = offs[c, i]
+        if ln != 1 or buf[o] > 1:
+            return i
+        if buf[o] == 1:
+            arena[base + (i >> 3)] |= np.uint8(1 << (i & 7))
+    return -1
+
+
+@_jit
+def _gather_var(buf, offs, lens, c, r0, r1, skip, base, var_offsets, v, arena):
+    for i in range(r0, r1):
+        ln = lens[c, i]
+        if ln < 0:
+            continue
+        o = offs[c, i]
+        if skip and (ln < 1 or buf[o] != 1):
+            return i
+        # unsigned indexes: no negative-index wraparound code, so the copy loop vectorizes
+        p = np.uint64(base + var_offsets[v, i])
+        m = np.uint64(var_offsets[v, i + 1] - var_offsets[v, i])
+        src = np.uint64(o + skip)
+        for j in range(m):
+            arena[p + j] = buf[src + j]
+    return -1
+
+
+@_jit
+def _gather_dec(buf, offs, lens, c, r0, r1, wd, precision, scale, base, limbs, words):
+    nl = wd // 4
+    w0 = base >> 3
+    for i in range(r0, r1):
+        ln = lens[c, i]
+        if ln < 0:
+            continue
+        st = _decimal_one(buf, offs[c, i], ln, precision, scale, nl, limbs, words, w0 + i * (wd >> 3))
+        if st != NUM_OK:
+            return i, st
+    return -1, NUM_OK
+
+
+@_jit
+def gather_columns(buf, offs, lens, n, cols, kinds, widths, bases, params, scales, var_offsets, arena, words,
+                   block):  # fmt: skip
+    """Decode rows [0, n) of the columns ``cols`` (indexes into the ``[col, row]`` offs/lens).
 
     Column k writes into ``arena`` at ``bases[k]`` (``words`` is the same arena as uint64, used for
     decimals, whose bases are 8-byte aligned); variable-length columns take their Arrow offsets from
-    ``var_offsets[params[k]]``. Visiting every field of a row before the next row reads the buffer once,
-    in order. Returns (status, row, k, detail): status 0 when all values are good.
+    ``var_offsets[params[k]]``. Rows go in blocks of ``block`` rows (a few hundred KiB of input): within
+    a block, one tight loop per column, so the block's input stays in cache across the columns and each
+    loop has a single kind. Returns (status, row, k, detail): status 0 when all values are good.
     """
     ncol = cols.shape[0]
     limbs = np.zeros(8, dtype=np.uint64)
-    for i in range(n):
+    for r0 in range(0, n, block):
+        r1 = min(n, r0 + block)
         for k in range(ncol):
             c = cols[k]
-            ln = lens[c, i]
-            if ln < 0:
-                continue
-            o = offs[c, i]
             kind = kinds[k]
-            wd = widths[k]
             if kind == COL_BE:
-                if ln != wd:
-                    return GATHER_BAD_WIDTH, i, k, ln
-                b = bases[k] + i * wd
-                if wd == 4:
-                    arena[b] = buf[o + 3]
-                    arena[b + 1] = buf[o + 2]
-                    arena[b + 2] = buf[o + 1]
-                    arena[b + 3] = buf[o]
-                elif wd == 8:
-                    arena[b] = buf[o + 7]
-                    arena[b + 1] = buf[o + 6]
-                    arena[b + 2] = buf[o + 5]
-                    arena[b + 3] = buf[o + 4]
-                    arena[b + 4] = buf[o + 3]
-                    arena[b + 5] = buf[o + 2]
-                    arena[b + 6] = buf[o + 1]
-                    arena[b + 7] = buf[o]
-                else:
-                    arena[b] = buf[o + 1]
-                    arena[b + 1] = buf[o]
+                bad = _gather_be(buf, offs, lens, c, r0, r1, widths[k], bases[k], arena)
+                if bad >= 0:
+                    return GATHER_BAD_WIDTH, bad, k, lens[c, bad]
             elif kind == COL_VAR:
-                skip = widths[k]
-                if skip and (ln < 1 or buf[o] != 1):
-                    return GATHER_BAD_VERSION, i, k, ln
-                v = params[k]
-                # unsigned indexes: no negative-index wraparound code, so the copy loop vectorizes
-                p = np.uint64(bases[k] + var_offsets[v, i])
-                m = np.uint64(var_offsets[v, i + 1] - var_offsets[v, i])
-                src = np.uint64(o + skip)
-                for j in range(m):
-                    arena[p + j] = buf[src + j]
+                bad = _gather_var(
+                    buf, offs, lens, c, r0, r1, widths[k], bases[k], var_offsets, params[k], arena
+                )
+                if bad >= 0:
+                    return GATHER_BAD_VERSION, bad, k, lens[c, bad]
             elif kind == COL_DEC:
-                st = _decimal_one(buf, o, ln, params[k], scales[k], wd // 4, limbs, words,
-                                  (bases[k] >> 3) + i * (wd >> 3))  # fmt: skip
-                if st != NUM_OK:
-                    return GATHER_NUMERIC, i, k, st
+                bad, st = _gather_dec(
+                    buf, offs, lens, c, r0, r1, widths[k], params[k], scales[k], bases[k], limbs, words
+                )
+                if bad >= 0:
+                    return GATHER_NUMERIC, bad, k, st
             elif kind == COL_RAW:
-                if ln != wd:
-                    return GATHER_BAD_WIDTH, i, k, ln
-                b = bases[k] + i * wd
-                for j in range(wd):
-                    arena[b + j] = buf[o + j]
+                bad = _gather_raw(buf, offs, lens, c, r0, r1, widths[k], bases[k], arena)
+                if bad >= 0:
+                    return GATHER_BAD_WIDTH, bad, k, lens[c, bad]
             else:  # COL_BOOL
-                if ln != 1 or buf[o] > 1:
-                    return GATHER_BAD_BOOL, i, k, ln
-                if buf[o] == 1:
-                    arena[bases[k] + (i >> 3)] |= np.uint8(1 << (i & 7))
+                bad = _gather_bool(buf, offs, lens, c, r0, r1, bases[k], arena)
+                if bad >= 0:
+                    return GATHER_BAD_BOOL, bad, k, lens[c, bad]
     return 0, -1, -1, 0
 
 

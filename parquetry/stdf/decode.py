@@ -140,7 +140,7 @@ def _compile(rec: RecordType, bo: str):
             run.append((f.name, f.type))
     flush()
     lines.append("    return out")
-    exec(compile("\n".join(lines), f"<stdf decoder {rec.name}>", "exec"), env)  # noqa: S102 - generated from spec.py
+    exec(compile("\n".join(lines), f"<stdf decoder {rec.name}>", "exec"), env)
     return env["decode"]
 
 

@@ -792,8 +792,9 @@ def kernels():
         opts = {"cache": True, "nogil": True}
         # Everything is inlined into the one kernel: a call that passes arrays costs reference-count
         # updates per array, which at one call per record would dominate the decode time.
-        for name in ("_u2", "_u4", "_i2", "_i4", "_i1", "_hash", "_cn", "_f4", "_store_str", "_find_or_add", "_lookup",
-                     "_set_defaults", "_limits"):  # fmt: skip
+        inlined = ("_u2", "_u4", "_i2", "_i4", "_i1", "_hash", "_cn", "_f4", "_store_str", "_find_or_add",
+                   "_lookup", "_set_defaults", "_limits")  # fmt: skip
+        for name in inlined:
             g[name] = numba.njit(inline="always", **opts)(g[name])
         _jit["decode"] = numba.njit(**opts)(_decode_impl)
         _jit["gather"] = numba.njit(**opts)(_gather_impl)

@@ -375,8 +375,8 @@ def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, bi
     while True:
         start, status = decode(
             sub, offs, lens, codes, start, k, big, rec_base,
-            state.st, state.open_part, state.open_pir, state.last_test, state.T_I, state.T_F, state.h_full, state.h_num,
-            state.pool, state.ipool, R_L, R_I, R_F, P_I,
+            state.st, state.open_part, state.open_pir, state.last_test, state.T_I, state.T_F,
+            state.h_full, state.h_num, state.pool, state.ipool, R_L, R_I, R_F, P_I,
         )  # fmt: skip
         if status == H.OK:
             break

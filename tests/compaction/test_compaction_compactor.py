@@ -343,3 +343,19 @@ def test_orphan_sweep_leaves_a_dataset_under_compaction_alone(catalog: Catalog, 
     assert os.path.exists(pending.path)
     catalog.release_lease("busy", lease.token)
     assert cleanup(catalog, grace_s=0).orphans == [pending.path]
+
+
+def test_empty_files_and_awkward_column_names_compact_cleanly(catalog: Catalog, storage: Storage) -> None:
+    def table(start: int, rows: int) -> pa.Table:
+        ids = list(range(start, start + rows))
+        return pa.table({'we"ird name': pa.array(ids, pa.int64()), "select": [str(i) for i in ids]})
+
+    written = [storage.write_parquet(storage.path(f"f{n}.parquet"), table(n * 10, 10)) for n in range(4)]
+    written.append(storage.write_parquet(storage.path("empty.parquet"), table(0, 0)))
+    catalog.register_files("odd", storage.root, written, table(0, 0).schema)
+
+    result = Compactor(catalog, SETTINGS).run("odd")
+
+    assert (result.status, result.input_files, result.output_files) == ("compacted", 5, 1)
+    (live,) = catalog.live_files("odd")
+    assert pq.read_table(live.path).column('we"ird name').to_pylist() == list(range(40))

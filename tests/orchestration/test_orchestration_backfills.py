@@ -60,6 +60,15 @@ def orders_assets() -> dg.AssetsDefinition:
     return postgres_tables.build_table_assets(spec)
 
 
+def optional_resources() -> dict[str, object]:
+    """The GPU resource where the code location has one (it picks the CPU engine without a GPU)."""
+    try:
+        from resources.gpu import GpuResource
+    except ImportError:
+        return {}
+    return {"gpu": GpuResource()}
+
+
 def materialize_day(dsn: str, root: Path, day: str, workers: int, instance: dg.DagsterInstance) -> None:
     from resources.postgres import PostgresResource
     from resources.storage import StorageResource
@@ -74,6 +83,7 @@ def materialize_day(dsn: str, root: Path, day: str, workers: int, instance: dg.D
                 dsn=dsn, workers=workers, range_bytes=16384, chunk_bytes=8192, staging_budget_bytes=1 << 20
             ),
             "storage": StorageResource(root=str(root)),
+            **optional_resources(),
         },
     )
     assert result.success
@@ -101,7 +111,7 @@ def test_rerun_replaces_a_partition_and_reader_count_does_not_change_bytes(
 
 def single_run_backfill(key: dg.AssetKey) -> bool:
     policy = orders_assets().backfill_policy
-    return policy is not None and policy.policy_type == dg.BackfillPolicyType.SINGLE_RUN
+    return policy is not None and policy.policy_type.name == "SINGLE_RUN"
 
 
 def env_for(dsn: str, root: Path, home: Path) -> dict[str, str]:

@@ -145,7 +145,7 @@ def test_a_cut_compressed_file_is_a_format_error(tmp_path, sample_bytes, compres
     packed = gzip.compress(sample_bytes) if compress == "gzip" else bz2.compress(sample_bytes)
     path = tmp_path / f"cut.{compress}"
     path.write_bytes(packed[: len(packed) // 2])
-    with pytest.raises(StdfFormatError, match="decompression failed|declares REC_LEN|record header") as info:
+    with pytest.raises(StdfFormatError, match=r"decompression failed|declares REC_LEN|record header") as info:
         read_stdf(path)
     assert info.value.path == str(path) and 0 <= info.value.offset < len(sample_bytes)
     if compress == "gzip":  # gzip decodes up to the cut (bz2 only whole 900 kB blocks)

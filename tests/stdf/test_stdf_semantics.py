@@ -250,14 +250,11 @@ def test_bytes_beyond_the_last_field_are_skipped_and_cut_fields_reported():
 
 def _plain(table: pa.Table) -> pa.Table:
     """Dictionary columns decoded (their dictionaries depend on how the file was cut into batches)."""
-    return table.cast(
-        pa.schema(
-            [
-                pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
-                for f in table.schema
-            ]
-        )  # fmt: skip
-    )
+    fields = [
+        pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields))
 
 
 def _tables_equal(

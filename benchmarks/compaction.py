@@ -286,10 +286,9 @@ def main() -> None:
         if cluster is not None:
             cluster.stop()
 
-    print(
-        f"inputs: fragmented {counts['fragmented']} files x 5000 rows; healthy {counts['healthy']} files x "
-        f"{args.healthy_rows} rows; {args.cores} cores"
-    )
+    rows_per_file = {"fragmented": 5000, "healthy": args.healthy_rows}
+    built = [f"{case} {counts[case]} files x {rows_per_file[case]} rows" for case in counts if case in cases]
+    print("inputs: " + "; ".join(built) + f"; {args.cores} cores")
     print(f"{'case/engine':<28} {'seconds':>9} {'peak RSS MB':>12}  notes")
     for key, r in results.items():
         if "error" in r:

@@ -189,6 +189,23 @@ def source_row_count(spec: Any) -> Any:
     return count
 
 
+def partition_files(spec: Any) -> Any:
+    """A ``(context, partition_key) -> files`` locator: the Parquet of one day (or of the whole table).
+
+    Computed from the storage resource rather than read from the materialization, because a run over a
+    range of days records one materialization (with the dataset's root as its location) for all of them.
+    """
+
+    def locate(context: dg.AssetCheckExecutionContext, partition: str | None) -> list[str]:
+        from parquetry.extract.parquet import partition_dir
+        from pipeline_assets.checks import list_parquet_files
+
+        store = context.resources.storage.get_storage()
+        return list_parquet_files(store.uri(partition_dir(store, spec.name, partition)))
+
+    return locate
+
+
 def build_postgres_checks(specs: Sequence[Any]) -> list[dg.AssetChecksDefinition]:
     """Row count, schema and DuckDB checks for each table spec's Parquet asset."""
     made: list[dg.AssetChecksDefinition] = []
@@ -200,8 +217,9 @@ def build_postgres_checks(specs: Sequence[Any]) -> list[dg.AssetChecksDefinition
                 standard_checks(
                     postgres_tables.parquet_key(spec.name),
                     source_count=source_row_count(spec),
+                    files=partition_files(spec),
                     partitions_def=postgres_tables.partitions_for(spec),
-                    required_resource_keys={"postgres"},
+                    required_resource_keys={"postgres", "storage"},
                 )
             )
     return made

@@ -23,6 +23,7 @@ import dagster as dg
 from parquetry.extract.spec import TableSpec, load_table_specs
 from pipeline_assets.metadata import standard_metadata
 from pipeline_assets.policies import TRANSIENT_RETRY_POLICY, bad_data_fails_without_retry
+from resources.catalog import CatalogResource
 from resources.gpu import GpuResource
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
@@ -105,6 +106,7 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
         postgres: PostgresResource,
         storage: StorageResource,
         gpu: GpuResource,
+        catalog: CatalogResource,
     ):
         from parquetry.extract.parquet import extract_table_to_parquet
 
@@ -135,9 +137,33 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
                 f"{result.engine})"
             )
             results.append(result)
+            register_in_catalog(catalog, store, spec, partition, result)
         yield from _materializations(spec, store, partitions, results, storage.compression, gpu.metadata())
 
     return extract
+
+
+def dataset_name(spec: TableSpec) -> str:
+    """The catalog's name for a table's Parquet dataset."""
+    return f"postgres_{spec.name}"
+
+
+def register_in_catalog(catalog: CatalogResource, store, spec: TableSpec, partition, result) -> None:
+    """Record the partition's new files; the files they replaced (same directory) are retired."""
+    from parquetry.catalog.catalog import UnknownDataset
+    from parquetry.extract.parquet import partition_dir
+
+    cat = catalog.get_catalog()
+    cat.migrate()
+    name = dataset_name(spec)
+    directory = partition_dir(store, spec.name, partition).rstrip("/") + "/"
+    new_paths = {f.path for f in result.files}
+    try:
+        existing = cat.live_files(name)
+    except UnknownDataset:
+        existing = []
+    replaced = [f.path for f in existing if f.path.startswith(directory) and f.path not in new_paths]
+    cat.register_files(name, store.uri(store.path(spec.name)), result.files, result.schema, replaced)
 
 
 def _sum_timings(results: list) -> dict[str, float]:

@@ -19,7 +19,6 @@ import dataclasses
 import datetime as dt
 import posixpath
 import queue
-import re
 import threading
 import time
 import uuid
@@ -37,7 +36,6 @@ from parquetry.extract.staging import StagedChunk
 from parquetry.pgcopy.types import PgColumn, arrow_schema
 from parquetry.storage import TEMP_PREFIX, ParquetOptions, Storage, WrittenFile
 
-PART_RE = re.compile(r"^part-\d{5}\.parquet$")
 ChunkDecoder = Callable[[StagedChunk, list[PgColumn], int], Iterable[pa.RecordBatch]]
 _READ_BLOCK = 8 << 20
 
@@ -117,7 +115,8 @@ def write_partition(
 
     Files are first written (and verified) in a hidden ``.tmp-run-*`` folder under names no Parquet
     glob matches; only when every file is written are they moved to their final names and the old
-    run's extra parts deleted. A failed run therefore leaves the partition as it was. An empty input
+    partition's other Parquet files deleted (earlier parts, or what a compaction made of them).
+    A failed run therefore leaves the partition as it was. An empty input
     still writes one (empty) file, so a materialized partition always has a schema.
     """
     pending_dir = posixpath.join(directory, f"{TEMP_PREFIX}run-{uuid.uuid4().hex[:12]}")
@@ -153,11 +152,9 @@ def write_partition(
             written.append(dataclasses.replace(file, path=final))
         keep = {f.path for f in written}
         for path in storage.list_files(directory):
-            if (
-                posixpath.dirname(path) == directory
-                and PART_RE.match(posixpath.basename(path))
-                and path not in keep
-            ):
+            # Every other published file of this partition goes: earlier parts, and files a compaction
+            # wrote from them (the catalog retires those when the new parts are registered).
+            if posixpath.dirname(path) == directory and path not in keep:
                 storage.delete(path)
     finally:
         if storage.exists(pending_dir):

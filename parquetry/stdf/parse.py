@@ -19,13 +19,15 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parquetry.stdf import hot as H
 from parquetry.stdf import tables as T
+from parquetry.stdf.columnar import decode_columns
 from parquetry.stdf.decode import decode_record
 from parquetry.stdf.errors import StdfFormatError, StdfWarning
 from parquetry.stdf.framing import byte_order_from_far, frame, open_stream
-from parquetry.stdf.spec import BY_CODE, NAME_OF_CODE, RECORDS
+from parquetry.stdf.spec import BY_CODE, CODE_OF, NAME_OF_CODE, RECORDS
 
 DEFAULT_BLOCK_BYTES = 32 << 20
 DEFAULT_BATCH_RECORDS = 1 << 18
@@ -381,9 +383,18 @@ def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, bi
         if status == H.OK:
             break
         state.grow()
+    # the summary records, vectorised per type
+    vector_batches = []
+    is_vec = _VECTOR[codes]
+    if is_vec.any():
+        for code in np.unique(codes[is_vec]).tolist():
+            idx = np.nonzero(codes == code)[0]
+            vector_batches.append(
+                _summary_batch(fs, gather, int(code), sub, offs[idx], lens[idx], rec_base + idx, big)
+            )
     # the rare records, in Python
     out: dict[str, list] = {t: [] for t in ("bins", "test_summaries", "part_counts", "records_other")}
-    for i in np.nonzero(~is_hot)[0].tolist():
+    for i in np.nonzero(~(is_hot | is_vec))[0].tolist():
         o = int(offs[i])
         _route_other(
             fs, int(codes[i]), rec_base + i, sub_base + o, bytes(sub[o + 4 : o + 4 + int(lens[i])]), big, out
@@ -398,9 +409,40 @@ def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, bi
             "results",
             T.results_batch(fs.file_id, gather, sub, R_L, R_I, R_F, m, T.test_names(gather, state)),
         )
+    yield from vector_batches
     for table, rows in out.items():
         if rows:
             yield table, T.rows_batch(table, rows)
+
+
+_SUMMARY_TABLE = {"HBR": "bins", "SBR": "bins", "TSR": "test_summaries", "PCR": "part_counts"}
+_VECTOR = np.zeros(65536, np.bool_)
+_VECTOR[[CODE_OF[n] for n in _SUMMARY_TABLE]] = True
+
+
+def _summary_batch(fs, gather, code, sub, offs, lens, rec_index, big) -> tuple[str, pa.RecordBatch]:
+    """HBR/SBR/TSR/PCR records of one chunk, decoded together (see ``columnar``)."""
+    rec = BY_CODE[(code >> 8, code & 255)]
+    cols, partial = decode_columns(rec, gather, sub, offs, lens, big)
+    fs.partial_other += partial
+    n = len(offs)
+    table = _SUMMARY_TABLE[rec.name]
+    head = cols["HEAD_NUM"]
+    data: dict[str, pa.Array] = {
+        "file_id": T.const_string(fs.file_id, n),
+        "rec_index": pa.array(np.asarray(rec_index, np.int64)),
+        "all_sites": pc.equal(head, 255),
+    }
+    if table == "bins":
+        p = rec.name[0]
+        data["bin_type"] = T.const_string(p, n)
+        for name in ("NUM", "CNT", "PF", "NAM"):
+            data[f"bin_{name.lower()}"] = cols[f"{p}BIN_{name}"]
+        data["head_num"], data["site_num"] = head, cols["SITE_NUM"]
+    else:
+        data.update({k.lower(): v for k, v in cols.items()})
+    schema = T.TABLE_SCHEMAS[table]
+    return table, pa.RecordBatch.from_arrays([data[f.name] for f in schema], schema=schema)
 
 
 def read_stdf(path: str | Path | BinaryIO, file_id: str | None = None, **kwargs) -> dict[str, pa.Table]:

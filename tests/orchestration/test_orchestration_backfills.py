@@ -70,6 +70,7 @@ def optional_resources() -> dict[str, object]:
 
 
 def materialize_day(dsn: str, root: Path, day: str, workers: int, instance: dg.DagsterInstance) -> None:
+    from resources.catalog import CatalogResource
     from resources.postgres import PostgresResource
     from resources.storage import StorageResource
 
@@ -83,6 +84,7 @@ def materialize_day(dsn: str, root: Path, day: str, workers: int, instance: dg.D
                 dsn=dsn, workers=workers, range_bytes=16384, chunk_bytes=8192, staging_budget_bytes=1 << 20
             ),
             "storage": StorageResource(root=str(root)),
+            "catalog": CatalogResource(dsn=dsn),
             **optional_resources(),
         },
     )
@@ -147,6 +149,7 @@ def test_dg_launch_runs_a_partition_range_in_one_run(demo_db: str, tmp_path: Pat
         command, cwd=ROOT, env=env_for(demo_db, tmp_path / "data", home), capture_output=True, text=True,
         timeout=400, check=False,
     )  # fmt: skip
+    Path("/tmp/g_dglaunch.log").write_text(out.stdout + out.stderr)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for day in DAYS:
         assert parquet_rows(tmp_path / "data", day) == source_rows(demo_db, day)

@@ -130,15 +130,17 @@ def demo_resources() -> dict[str, Any]:
 
 
 def demo_definitions() -> tuple[dg.Definitions, dict[str, Any]]:
-    """The code location's definitions, with the demo's resources for any key left unbound."""
+    """The code location's definitions, with the demo's resources for any key left unbound, and the
+    demo's resources themselves."""
     from pipeline_assets.definitions import defs
 
     resources = demo_resources()
     bound = set((defs.resources or {}).keys())
     missing = {k: v for k, v in resources.items() if k not in bound}
     merged = dg.Definitions.merge(defs, dg.Definitions(resources=missing)) if missing else defs
-    all_resources = {**resources, **{k: v for k, v in (defs.resources or {}).items()}}
-    return merged, all_resources
+    # The returned resources are resolved from the environment now (the definitions' own read
+    # dg.EnvVar at run time), so the demo can also use them outside runs.
+    return merged, resources
 
 
 def sample_days(pdef: dg.TimeWindowPartitionsDefinition, max_days: int | None) -> list[str]:

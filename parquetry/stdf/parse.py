@@ -91,6 +91,13 @@ def _jsonable(v):
 _LOWER: dict[str, str] = {f.name: f.name.lower() for r in RECORDS for f in r.fields}
 
 
+def _to_json(fields: dict) -> str:
+    try:  # the common case: no NaN or infinity among the values
+        return json.dumps(fields, allow_nan=False, default=_json_default)
+    except ValueError:
+        return json.dumps(_jsonable(fields), default=_json_default)
+
+
 def _lower(fields: dict) -> dict:
     low = _LOWER
     return {low[k]: v for k, v in fields.items()}
@@ -180,7 +187,7 @@ def _route_other(
         if name != "FAR":
             out["records_other"].append(
                 {"file_id": fid, "rec_index": rec_index, "offset": offset, "rec_type": name, "rec_typ": typ,
-                 "rec_sub": sub, "fields": json.dumps(_jsonable(fields), default=_json_default)}
+                 "rec_sub": sub, "fields": _to_json(fields)}
             )  # fmt: skip
 
 
@@ -389,8 +396,9 @@ def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, bi
     if is_vec.any():
         for code in np.unique(codes[is_vec]).tolist():
             idx = np.nonzero(codes == code)[0]
+            batch_fn = _summary_batch if code in _SUMMARY_CODES else _other_batch
             vector_batches.append(
-                _summary_batch(fs, gather, int(code), sub, offs[idx], lens[idx], rec_base + idx, big)
+                batch_fn(fs, gather, int(code), sub, offs[idx], lens[idx], rec_base + idx, big, sub_base)
             )
     # the rare records, in Python
     out: dict[str, list] = {t: [] for t in ("bins", "test_summaries", "part_counts", "records_other")}
@@ -416,11 +424,42 @@ def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, bi
 
 
 _SUMMARY_TABLE = {"HBR": "bins", "SBR": "bins", "TSR": "test_summaries", "PCR": "part_counts"}
+_SUMMARY_CODES = {CODE_OF[n] for n in _SUMMARY_TABLE}
+# records_other types with fixed fields, C*n strings and no floats (JSON needs no NaN handling)
+_OTHER_VECTOR = ("ATR", "PMR", "BPS", "EPS", "DTR")
 _VECTOR = np.zeros(65536, np.bool_)
-_VECTOR[[CODE_OF[n] for n in _SUMMARY_TABLE]] = True
+_VECTOR[[CODE_OF[n] for n in (*_SUMMARY_TABLE, *_OTHER_VECTOR)]] = True
 
 
-def _summary_batch(fs, gather, code, sub, offs, lens, rec_index, big) -> tuple[str, pa.RecordBatch]:
+def _other_batch(fs, gather, code, sub, offs, lens, rec_index, big, sub_base) -> tuple[str, pa.RecordBatch]:
+    """ATR/PMR/BPS/EPS/DTR records of one chunk: decoded together, then one JSON text each."""
+    rec = BY_CODE[(code >> 8, code & 255)]
+    cols, partial = decode_columns(rec, gather, sub, offs, lens, big)
+    fs.partial_other += partial
+    n = len(offs)
+    names = [f.name for f in rec.fields]
+    values = [cols[name].to_pylist() for name in names]
+    dumps = json.dumps
+    texts = [
+        dumps({k: v for k, v in zip(names, row, strict=True) if v is not None})
+        for row in (zip(*values, strict=True) if values else [()] * n)
+    ]
+    schema = T.TABLE_SCHEMAS["records_other"]
+    arrays = [
+        T.const_string(fs.file_id, n),
+        pa.array(np.asarray(rec_index, np.int64)),
+        pa.array(np.asarray(offs, np.int64) + sub_base),
+        T.const_string(rec.name, n),
+        pa.array(np.full(n, code >> 8, np.uint8)),
+        pa.array(np.full(n, code & 255, np.uint8)),
+        pa.array(texts, pa.string()),
+    ]
+    return "records_other", pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _summary_batch(
+    fs, gather, code, sub, offs, lens, rec_index, big, _sub_base=0
+) -> tuple[str, pa.RecordBatch]:
     """HBR/SBR/TSR/PCR records of one chunk, decoded together (see ``columnar``)."""
     rec = BY_CODE[(code >> 8, code & 255)]
     cols, partial = decode_columns(rec, gather, sub, offs, lens, big)

@@ -84,7 +84,7 @@ def materialize_day(dsn: str, root: Path, day: str, workers: int, instance: dg.D
                 dsn=dsn, workers=workers, range_bytes=16384, chunk_bytes=8192, staging_budget_bytes=1 << 20
             ),
             "storage": StorageResource(root=str(root)),
-            "catalog": CatalogResource(dsn=dsn),
+            "catalog": CatalogResource(dsn=dsn, schema_name=f"catalog_{root.name}"),  # one per root
             **optional_resources(),
         },
     )
@@ -149,7 +149,6 @@ def test_dg_launch_runs_a_partition_range_in_one_run(demo_db: str, tmp_path: Pat
         command, cwd=ROOT, env=env_for(demo_db, tmp_path / "data", home), capture_output=True, text=True,
         timeout=400, check=False,
     )  # fmt: skip
-    Path("/tmp/g_dglaunch.log").write_text(out.stdout + out.stderr)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for day in DAYS:
         assert parquet_rows(tmp_path / "data", day) == source_rows(demo_db, day)

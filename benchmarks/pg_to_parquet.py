@@ -138,7 +138,7 @@ def run_parquetry(dsn: str, out_dir: Path, limit: int | None, workers: int | Non
         spec,
         Storage(str(out_dir)),
         options=ExtractOptions(workers=workers),
-        parquet_options=ParquetOptions(compression="zstd"),
+        parquet_options=ParquetOptions(compression="zstd", use_dictionary="auto"),
     )
     return {
         "wall_s": time.perf_counter() - t0,

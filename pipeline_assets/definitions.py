@@ -14,20 +14,18 @@ from resources.gpu import GpuResource
 from resources.postgres import PostgresResource
 from resources.storage import StorageResource
 
-resources = dg.Definitions(
-    resources={
-        "postgres": PostgresResource(dsn=dg.EnvVar("PARQUETRY_PG_DSN")),
-        "storage": StorageResource(),
-        "catalog": CatalogResource(dsn=dg.EnvVar("PARQUETRY_CATALOG_DSN")),
-        "duckdb": DuckDBResource(),
-        "gpu": GpuResource(),
-    }
-)
+RESOURCES = {
+    "postgres": PostgresResource(dsn=dg.EnvVar("PARQUETRY_PG_DSN")),
+    "storage": StorageResource(),
+    "catalog": CatalogResource(dsn=dg.EnvVar("PARQUETRY_CATALOG_DSN")),
+    "duckdb": DuckDBResource(),
+    "gpu": GpuResource(),
+}
 
 defs = dg.Definitions.merge(
     postgres_tables.defs,
     stdf_files.defs,
     compaction.defs,
     operations.defs,
-    resources,
+    dg.Definitions(resources=RESOURCES),
 )

@@ -178,8 +178,7 @@ def _single_run_backfill(job: Any) -> bool:
     layer = job.asset_layer
     keys = list(layer.executable_asset_keys)
     return bool(keys) and all(
-        (policy := layer.get(key).backfill_policy) is not None
-        and policy.policy_type.name == "SINGLE_RUN"
+        (policy := layer.get(key).backfill_policy) is not None and policy.policy_type.name == "SINGLE_RUN"
         for key in keys
     )
 

@@ -6,7 +6,9 @@ unless ``--dsn`` is given. Then, interleaved over ``--repeat`` rounds, it times:
 
 * ``floor``: ``psql`` running ``COPY ... TO STDOUT (FORMAT binary)`` over 4 ctid ranges to /dev/null,
   4 processes at once: reading the bytes and nothing else;
-* ``parquetry``: ``extract_table_to_parquet`` with zstd (the CPU engine, default workers);
+* ``parquetry``: ``extract_table_to_parquet`` with its default Parquet options (zstd level 2,
+  dictionaries on string columns; ``PARQUETRY_BENCH_ZSTD_LEVEL`` sets another level), the CPU engine,
+  default workers;
 * peers, each writing one zstd Parquet file: DuckDB's postgres scanner (needs a Python whose DuckDB
   matches an installed ``duckdb-extension-postgres``: ``--duckdb-python``), ConnectorX (4 partitions
   on ``l_orderkey``) and ADBC (``adbc-driver-postgresql``) + pyarrow. A peer that cannot run is
@@ -125,7 +127,7 @@ def run_parquetry(dsn: str, out_dir: Path, limit: int | None, workers: int | Non
     from parquetry.extract.parquet import extract_table_to_parquet
     from parquetry.extract.pipeline import ExtractOptions
     from parquetry.extract.spec import TableSpec
-    from parquetry.storage import ParquetOptions, Storage
+    from parquetry.storage import Storage
 
     spec = (
         TableSpec("bench", query=f"SELECT * FROM {TABLE} LIMIT {limit}")
@@ -138,7 +140,7 @@ def run_parquetry(dsn: str, out_dir: Path, limit: int | None, workers: int | Non
         spec,
         Storage(str(out_dir)),
         options=ExtractOptions(workers=workers),
-        parquet_options=ParquetOptions(compression="zstd", use_dictionary="auto"),
+        parquet_options=_parquet_options(),
     )
     return {
         "wall_s": time.perf_counter() - t0,
@@ -150,6 +152,19 @@ def run_parquetry(dsn: str, out_dir: Path, limit: int | None, workers: int | Non
         "parquet_bytes": result.parquet_bytes,
         "timings": result.timings,
     }
+
+
+def _parquet_options():
+    """Extraction's defaults (zstd 2, dictionaries on string columns), or the zstd level in
+    ``$PARQUETRY_BENCH_ZSTD_LEVEL`` (e.g. 3, DuckDB's default, for a like-for-like comparison)."""
+    import dataclasses
+
+    from parquetry.extract.parquet import EXTRACT_PARQUET_OPTIONS
+
+    level = os.environ.get("PARQUETRY_BENCH_ZSTD_LEVEL")
+    if not level:
+        return EXTRACT_PARQUET_OPTIONS
+    return dataclasses.replace(EXTRACT_PARQUET_OPTIONS, compression_level=int(level))
 
 
 def run_parquetry_read(dsn: str, out_dir: Path, limit: int | None, workers: int | None) -> dict:

@@ -18,7 +18,7 @@ RESOURCES = {
     "postgres": PostgresResource(dsn=dg.EnvVar("PARQUETRY_PG_DSN")),
     "storage": StorageResource(),
     "catalog": CatalogResource(dsn=dg.EnvVar("PARQUETRY_CATALOG_DSN")),
-    "duckdb": DuckDBResource(),
+    "duckdb": DuckDBResource(catalog_dsn=dg.EnvVar("PARQUETRY_CATALOG_DSN")),
     "gpu": GpuResource(),
 }
 

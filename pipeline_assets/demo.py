@@ -83,8 +83,17 @@ def _create_catalog(dsn: str) -> None:
     Catalog(dsn).migrate()
 
 
-def fill_landing(landing: Path, samples: Path | None = SHARED_SAMPLES, generated_lots: int = 3) -> list[Path]:
-    """Copy the STDF samples into ``landing``, or write ``generated_lots`` lots when there are none."""
+def fill_landing(
+    landing: Path, samples: Path | None = SHARED_SAMPLES, generated_lots: int = 3, split_lot_files: int = 8
+) -> list[Path]:
+    """Copy the STDF samples into ``landing`` (or write ``generated_lots`` lots when there are none), then
+    add one lot tested in ``split_lot_files`` separate files, as testers write a lot wafer by wafer.
+
+    That lot lands as many small files in one ``product/stage/lot`` directory of every STDF table: the
+    fragmentation the catalog flags, so the demo shows a compaction too.
+    """
+    from parquetry.testing.stdf_writer import write_lot
+
     landing.mkdir(parents=True, exist_ok=True)
     copied: list[Path] = []
     if samples is not None and samples.is_dir():
@@ -93,13 +102,14 @@ def fill_landing(landing: Path, samples: Path | None = SHARED_SAMPLES, generated
                 dst = landing / src.name
                 shutil.copyfile(src, dst)
                 copied.append(dst)
-    if copied:
-        return copied
-    from parquetry.testing.stdf_writer import write_lot
-
-    for n in range(generated_lots):
-        path = landing / f"demo_lot{n + 1}.stdf"
-        write_lot(path, parts=40, tests=20, sites=4, seed=n, lot_id=f"DEMO{n + 1:03d}", test_cod="FT1")
+    if not copied:
+        for n in range(generated_lots):
+            path = landing / f"demo_lot{n + 1}.stdf"
+            write_lot(path, parts=40, tests=20, sites=4, seed=n, lot_id=f"DEMO{n + 1:03d}", test_cod="FT1")
+            copied.append(path)
+    for n in range(split_lot_files):
+        path = landing / f"demo_split_lot_file{n + 1:02d}.stdf"
+        write_lot(path, parts=10, tests=20, sites=4, seed=100 + n, lot_id="SPLIT01", test_cod="FT1")
         copied.append(path)
     return copied
 
@@ -121,7 +131,9 @@ def demo_resources() -> dict[str, Any]:
     with contextlib.suppress(ImportError):
         from resources.duckdb import DuckDBResource
 
-        resources["duckdb"] = DuckDBResource(data_root=os.environ["PARQUETRY_DATA_ROOT"])
+        resources["duckdb"] = DuckDBResource(
+            data_root=os.environ["PARQUETRY_DATA_ROOT"], catalog_dsn=os.environ["PARQUETRY_CATALOG_DSN"]
+        )
     with contextlib.suppress(ImportError):
         from resources.gpu import GpuResource  # type: ignore[import-not-found]
 
@@ -252,6 +264,17 @@ def materialize_everything(
                 instance=instance, partition_key=name, run_config=run_config, raise_on_error=False
             )
             _record(report, "compactions", f"compaction_job[{name}]", result)
+        if flagged:
+            # Nobody else reads the demo's files: delete what the compactions retired without waiting for
+            # the grace period, so the folders show the compacted state.
+            from parquetry.compact.cleanup import cleanup
+
+            done = cleanup(
+                resources["catalog"].get_catalog(),
+                grace_s=0,
+                storage_factory=resources["catalog"].storage_for,
+            )
+            log(f"deleted {len(done.deleted)} retired file(s) after compaction")
 
 
 def ingest_landing(

@@ -24,13 +24,19 @@ class DuckDBResource(dg.ConfigurableResource):
     read_only: bool = Field(default=False, description="open a database file read-only")
     threads: int | None = Field(default=None, description="DuckDB worker threads; default all cores")
     memory_limit: str | None = Field(default=None, description="e.g. '2GB'; default DuckDB's (80% of RAM)")
+    catalog_dsn: str | None = Field(
+        default=None,
+        description="catalog database: views read the files it holds live (consistent during compaction); "
+        "unset: views glob the table folders",
+    )
+    catalog_schema: str = Field(default="parquetry_catalog", description="PostgreSQL schema of the catalog")
 
     @contextmanager
     def get_connection(self) -> Iterator[Any]:
         """A connection with ``stdf_files``, ``stdf_parts``, ``stdf_results``... defined; closed on exit."""
         import duckdb
 
-        from parquetry.stdf.views import create_views
+        from parquetry.stdf.views import catalog_live_files, create_views
 
         config: dict[str, Any] = {}
         if self.threads is not None:
@@ -41,7 +47,12 @@ class DuckDBResource(dg.ConfigurableResource):
         con = duckdb.connect(self.database, read_only=read_only, config=config)
         try:
             if not read_only:
-                create_views(con, self.data_root)
+                live = None
+                if self.catalog_dsn:
+                    from parquetry.catalog import Catalog
+
+                    live = catalog_live_files(Catalog(self.catalog_dsn, schema=self.catalog_schema))
+                create_views(con, self.data_root, live_files=live)
             yield con
         finally:
             con.close()

@@ -40,10 +40,15 @@ ChunkDecoder = Callable[[StagedChunk, list[PgColumn], int], Iterable[pa.RecordBa
 _READ_BLOCK = 8 << 20
 _WHOLE_CHUNK_BYTES = 256 << 20
 
-EXTRACT_PARQUET_OPTIONS = ParquetOptions(use_dictionary="auto")
-"""Extraction's default: dictionaries on string and binary columns only (see ``ParquetOptions``).
+EXTRACT_PARQUET_OPTIONS = ParquetOptions(compression="zstd", compression_level=2, use_dictionary="auto")
+"""Extraction's default encoding: zstd level 2, dictionaries on string and binary columns only.
+
 Table columns are mostly keys, amounts and timestamps of many distinct values, where a dictionary
-costs encoding time and file size."""
+costs encoding time and grows the file. Measured on a lineitem-like table (2 cores), against zstd 3
+with dictionaries everywhere: 45% less encoding CPU and a 7% smaller file; zstd 2 alone costs a third
+less CPU than zstd 3 for 0.5% more bytes (zstd 1: 16% more bytes). Compaction re-encodes with its own
+settings later.
+"""
 
 
 def decode_chunk_cpu(

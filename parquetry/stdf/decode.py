@@ -17,6 +17,7 @@ _FIXED = {
     "R4": ("f", 4), "R8": ("d", 8), "B1": ("B", 1),
 }  # fmt: skip
 _UF = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_STRUCTS = {bo: {t: struct.Struct(bo + code) for t, (code, _size) in _FIXED.items()} for bo in "<>"}
 # GDR generic data type codes -> field type
 VN_TYPES = {
     0: "B0", 1: "U1", 2: "U2", 3: "U4", 4: "I1", 5: "I2", 6: "I4", 7: "R4", 8: "R8",
@@ -52,8 +53,12 @@ class _Reader:
     def scalar(self, typ: str):
         if typ == "C1":
             return latin1(self.take(1))
-        code, size = _FIXED[typ]
-        return struct.unpack(self.bo + code, self.take(size))[0]
+        fmt = _STRUCTS[self.bo][typ]
+        pos = self.pos
+        if pos + fmt.size > self.end:
+            raise _Short
+        self.pos = pos + fmt.size
+        return fmt.unpack_from(self.data, pos)[0]
 
     def one(self, typ: str, width: int | None = None):
         if typ in _FIXED or typ == "C1":
@@ -87,13 +92,27 @@ class _Reader:
         return [self.one(typ, width) for _ in range(count)]
 
     def generic(self, count: int) -> list:
+        # GDRs can number thousands per file: the common numeric and text fields are read inline
+        structs = _STRUCTS[self.bo]
+        data, end = self.data, self.end
         out = []
         for _ in range(count):
-            code = self.scalar("U1")
+            if self.pos >= end:
+                raise _Short
+            code = data[self.pos]
+            self.pos += 1
             typ = VN_TYPES.get(code)
             if typ is None:
                 raise ValueError(f"GDR field type code {code} is not defined by STDF")
-            out.append([typ, None if typ == "B0" else self.one(typ)])
+            fmt = structs.get(typ)
+            if fmt is not None:
+                pos = self.pos
+                if pos + fmt.size > end:
+                    raise _Short
+                self.pos = pos + fmt.size
+                out.append([typ, fmt.unpack_from(data, pos)[0]])
+            else:
+                out.append([typ, None if typ == "B0" else self.one(typ)])
         return out
 
 

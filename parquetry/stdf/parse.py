@@ -437,13 +437,7 @@ def _other_batch(fs, gather, code, sub, offs, lens, rec_index, big, sub_base) ->
     cols, partial = decode_columns(rec, gather, sub, offs, lens, big)
     fs.partial_other += partial
     n = len(offs)
-    names = [f.name for f in rec.fields]
-    values = [cols[name].to_pylist() for name in names]
-    dumps = json.dumps
-    texts = [
-        dumps({k: v for k, v in zip(names, row, strict=True) if v is not None})
-        for row in (zip(*values, strict=True) if values else [()] * n)
-    ]
+    texts = _json_objects([(f.name, cols[f.name]) for f in rec.fields], n)
     schema = T.TABLE_SCHEMAS["records_other"]
     arrays = [
         T.const_string(fs.file_id, n),
@@ -455,6 +449,31 @@ def _other_batch(fs, gather, code, sub, offs, lens, rec_index, big, sub_base) ->
         pa.array(texts, pa.string()),
     ]
     return "records_other", pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _json_objects(columns: list[tuple[str, pa.Array]], n: int) -> pa.Array:
+    """One JSON object per row, exactly as ``json.dumps`` writes ``{name: value}`` with nulls left out.
+
+    Built column by column (a DTR-heavy file has thousands of these records per chunk): each value is
+    rendered once as ``, "NAME": value`` (strings escaped by json's own encoder, integers in decimal)
+    or "" when null, and a row is the concatenation of its pieces. Only integer and string columns
+    occur here; anything else is refused rather than rendered differently from ``json.dumps``.
+    """
+    encode = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
+    pieces: list[list[str]] = []
+    for name, arr in columns:
+        key = ", " + encode(name) + ": "
+        if pa.types.is_string(arr.type):
+            render = encode
+        elif pa.types.is_integer(arr.type):
+            render = int.__repr__
+        else:
+            raise TypeError(f"no JSON rendering for {name} of type {arr.type}")
+        pieces.append(["" if v is None else key + render(v) for v in arr.to_pylist()])
+    if not pieces:
+        return T.const_string("{}", n)
+    join = "".join
+    return pa.array(["{" + join(row)[2:] + "}" for row in zip(*pieces, strict=True)], pa.string())
 
 
 def _summary_batch(

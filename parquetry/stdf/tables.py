@@ -237,11 +237,15 @@ def tests_batch(file_id: str, gather, state: H.HotState) -> pa.RecordBatch:
     def scal(c: int) -> pa.Array:
         return _col(np.where(ti[c] == H.NOSCAL, 0, ti[c]), i8, ti[c] == H.NOSCAL)
 
-    indx = []
-    for t in range(n):
-        ln = int(ti[H.TI_INDX_LEN, t])
-        off = int(ti[H.TI_INDX_OFF, t])
-        indx.append(None if ln < 0 else state.ipool[off : off + ln].tolist())
+    # RTN_INDX lists, gathered from the pin-index pool in one go (a V93000 file has thousands of tests)
+    ln = ti[H.TI_INDX_LEN]
+    cnt = np.maximum(ln, 0)
+    list_off = np.zeros(n + 1, np.int32)
+    np.cumsum(cnt, out=list_off[1:])
+    where = np.repeat(ti[H.TI_INDX_OFF] - list_off[:-1], cnt) + np.arange(int(list_off[-1]), dtype=np.int64)
+    indx = pa.ListArray.from_arrays(
+        pa.array(list_off), pa.array(state.ipool[where], u16), mask=pa.array(ln < 0, b)
+    )
     cols = [
         const_string(file_id, n),
         pa.array(np.arange(n, dtype=np.int32), i32),
@@ -263,7 +267,7 @@ def tests_batch(file_id: str, gather, state: H.HotState) -> pa.RecordBatch:
         fcol(H.TF_HI_SPEC),
         fcol(H.TF_START_IN),
         fcol(H.TF_INCR_IN),
-        pa.array(indx, pa.list_(u16)),
+        indx,
         _col(ti[H.TI_FIRST_REC], i64),
         _col(ti[H.TI_HEAD], u8),
         _col(ti[H.TI_SITE], u8),

@@ -15,6 +15,7 @@ set and bit 6 (pass/fail invalid) is clear.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -42,11 +43,20 @@ def _has_files(con: Any, pattern: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM glob(?)", [pattern]).fetchone()[0])
 
 
-def create_views(con: Any, data_root: str, tables: dict[str, pa.Schema] | None = None) -> list[str]:
+def create_views(
+    con: Any,
+    data_root: str,
+    tables: dict[str, pa.Schema] | None = None,
+    live_files: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
     """Create (or replace) one view per STDF table on connection ``con``; returns the view names.
 
     ``data_root`` is the Parquet root (a local path, or a URL DuckDB can read with its httpfs
     extension loaded). ``tables`` defaults to the parser's ``TABLE_SCHEMAS``.
+
+    ``live_files`` (table -> paths, see :func:`catalog_live_files`) pins a view to the files the
+    catalog holds live. Without it a view globs the table's folder, which, between a compaction's
+    commit and the deletion of the files it replaced, holds both and would count those rows twice.
     """
     if tables is None:
         from parquetry.stdf.tables import TABLE_SCHEMAS
@@ -55,11 +65,16 @@ def create_views(con: Any, data_root: str, tables: dict[str, pa.Schema] | None =
     names = []
     for table, schema in tables.items():
         view = VIEW_PREFIX + table
-        pattern = posixpath.join(_table_root(data_root, table), "**", "*.parquet")
-        if _has_files(con, pattern):
+        source: str | None = None
+        if live_files is not None and live_files.get(table):
+            source = "[" + ", ".join(_sql_string(path) for path in live_files[table]) + "]"
+        elif live_files is None:
+            pattern = posixpath.join(_table_root(data_root, table), "**", "*.parquet")
+            source = _sql_string(pattern) if _has_files(con, pattern) else None
+        if source is not None:
             con.execute(
                 f"CREATE OR REPLACE VIEW {_ident(view)} AS SELECT * FROM read_parquet("
-                f"{_sql_string(pattern)}, hive_partitioning = true, union_by_name = true, "
+                f"{source}, hive_partitioning = true, union_by_name = true, "
                 f"hive_types = {_HIVE_TYPES})"
             )
         else:
@@ -68,6 +83,24 @@ def create_views(con: Any, data_root: str, tables: dict[str, pa.Schema] | None =
             con.register(view, empty)
         names.append(view)
     return names
+
+
+def catalog_live_files(catalog: Any, tables: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """The live files of each STDF table's catalog dataset (``stdf_<table>``), one consistent snapshot
+    per table; a table the catalog does not know yet maps to no files."""
+    if tables is None:
+        from parquetry.stdf.tables import TABLE_SCHEMAS
+
+        tables = TABLE_SCHEMAS
+    from parquetry.catalog.catalog import UnknownDataset
+
+    out: dict[str, list[str]] = {}
+    for table in tables:
+        try:
+            out[table] = [f.path for f in catalog.snapshot(f"stdf_{table}").files]
+        except UnknownDataset:
+            out[table] = []
+    return out
 
 
 # -- example queries --------------------------------------------------------------------------------------

@@ -43,9 +43,18 @@ def test_summary_counts_datasets_and_ignores_staging_failed_and_temporary_files(
 
 
 def test_landing_is_filled_with_generated_lots_without_samples(tmp_path: Path) -> None:
-    files = fill_landing(tmp_path / "landing", samples=tmp_path / "absent", generated_lots=2)
-    assert [f.name for f in files] == ["demo_lot1.stdf", "demo_lot2.stdf"]
+    files = fill_landing(
+        tmp_path / "landing", samples=tmp_path / "absent", generated_lots=2, split_lot_files=3
+    )
+    assert [f.name for f in files] == [
+        "demo_lot1.stdf",
+        "demo_lot2.stdf",
+        "demo_split_lot_file01.stdf",
+        "demo_split_lot_file02.stdf",
+        "demo_split_lot_file03.stdf",
+    ]
     assert all(f.stat().st_size > 1000 for f in files)
+    assert len({f.read_bytes() for f in files}) == len(files), "distinct contents: none is a re-upload"
 
 
 @pytest.mark.slow
@@ -75,4 +84,8 @@ def test_demo_materializes_every_asset_and_prints_the_summary(tmp_path: Path) ->
         assert re.search(
             rf"^{re.escape(name)}\s+{entry['files']}\s+{entry['rows']:,}\s", out.stdout, re.MULTILINE
         )
+    # the lot tested in several files was flagged as fragmented and compacted into one file per table
+    assert re.search(r"^compacting [1-9]\d* flagged dataset\(s\): .*stdf_results", out.stdout, re.MULTILINE)
+    split_lot = list((root / "stdf" / "results").glob("*/*/lot=SPLIT01/*.parquet"))
+    assert len(split_lot) == 1, split_lot
     assert not (tmp_path / "work" / "pg" / "data" / "postmaster.pid").exists(), "the server was stopped"

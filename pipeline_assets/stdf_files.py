@@ -68,6 +68,15 @@ def _locate(file_id: str, context: dg.AssetExecutionContext) -> str:
     required_resource_keys={"storage", "catalog"},
     kinds={"parquet"},
     description="One STDF file (partition: sha256 of its bytes) parsed into Hive-partitioned Parquet tables.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "record_counts_match",
+            asset="stdf_tables",
+            blocking=True,
+            description="Published rows agree with a header walk of the file "
+            "(TSR, PCR, HBR/SBR, PTR, FTR, MPR).",
+        )
+    ],
 )
 def stdf_tables(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     from parquetry.stdf.ingest import ingest_stdf_file
@@ -114,7 +123,30 @@ def stdf_tables(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     }
     for table, rows in sorted(result.rows.items()):
         metadata[f"rows_{table}"] = rows
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(
+        metadata=metadata, check_results=[_record_count_check(source, result, storage)]
+    )
+
+
+def _record_count_check(source: str, result: Any, storage: Any) -> dg.AssetCheckResult:
+    """Reconcile the published tables with the file's own record counts (an independent header walk)."""
+    from parquetry.stdf import record_counts
+    from parquetry.stdf.reconcile import reconcile_record_counts
+
+    _, landing_options = landing_config()
+    if "://" in source:
+        import fsspec
+
+        with fsspec.open(source, "rb", **(landing_options or {})) as fh:
+            counts = record_counts(fh)
+    else:
+        counts = record_counts(source)
+    checks = reconcile_record_counts(counts, result.files, storage)
+    return dg.AssetCheckResult(
+        check_name="record_counts_match",
+        passed=all(c.ok for c in checks),
+        metadata={c.what: f"{c.found} of {c.expected}" for c in checks},
+    )
 
 
 def _failure_table(failures: list[dict[str, Any]]) -> str:

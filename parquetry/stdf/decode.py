@@ -111,6 +111,13 @@ class _Reader:
                     raise _Short
                 self.pos = pos + fmt.size
                 out.append([typ, fmt.unpack_from(data, pos)[0]])
+            elif typ == "Cn":
+                pos = self.pos
+                if pos >= end or pos + 1 + data[pos] > end:
+                    raise _Short
+                ln = data[pos]
+                self.pos = pos + 1 + ln
+                out.append([typ, latin1(data[pos + 1 : pos + 1 + ln])])
             else:
                 out.append([typ, None if typ == "B0" else self.one(typ)])
         return out

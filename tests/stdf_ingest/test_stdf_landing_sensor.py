@@ -104,6 +104,9 @@ def test_the_asset_materializes_one_partition_with_table_metadata(landing, tmp_p
     (mat,) = result.asset_materializations_for_node("stdf_tables")
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["rows_parts"] == 8 and meta["rows_results"] == 32 and meta["lot"] == "LOT-9"
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "record_counts_match" and evaluation.passed
+    assert evaluation.metadata["PTR records -> results rows"].value == "32 of 32"
     assert meta["parquet_bytes"] > 0 and meta["mb_per_s"] >= 0 and meta["engine"]
     assert (
         tmp_path

@@ -117,6 +117,7 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
         consumer_factory = gpu.consumer_factory() if engine.name == "gpu" else None
         context.log.info(f"{spec.name}: engine {engine.name} ({engine.reason})")
         results = []
+        progress = RangeProgress(context.log.info)
         for partition in partitions:
             with bad_data_fails_without_retry():
                 result = extract_table_to_parquet(
@@ -127,7 +128,9 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
                     options=postgres.extract_options(),
                     parquet_options=storage.parquet_options(),
                     consumer_factory=consumer_factory,
+                    hooks=progress.hooks(f"{spec.name}{'/' + partition if partition else ''}"),
                 )
+            progress.close()
             t = result.timings
             context.log.info(
                 f"{spec.name}{'/' + partition if partition else ''}: {result.rows} rows, "
@@ -141,6 +144,36 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
         yield from _materializations(spec, store, partitions, results, storage.compression, gpu.metadata())
 
     return extract
+
+
+class RangeProgress:
+    """Logs percent, rows, MB/s and ETA as ranges finish (at most every 10 s, and once when done).
+
+    The total is the relations' heap size, which the COPY stream tracks closely but not exactly, so the
+    percent is an estimate; views and queries have no size to go by and report rows and MB/s only.
+    """
+
+    def __init__(self, log) -> None:
+        self.log = log
+        self.current = None
+
+    def hooks(self, label: str):
+        from parquetry.extract.pipeline import ExtractHooks
+        from parquetry.progress import Progress
+
+        def on_plan(plan) -> None:
+            total = plan.pages * 8192 if plan.pages else None
+            self.current = Progress(total, unit="B", label=label, log=self.log, every_s=10.0)
+
+        def after_task(task, rows: int, stream_bytes: int) -> None:
+            self.current.advance(stream_bytes, rows=rows)
+
+        return ExtractHooks(on_plan=on_plan, after_task=after_task)
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
 
 
 def dataset_name(spec: TableSpec) -> str:

@@ -90,6 +90,8 @@ class ExtractHooks:
     """Callbacks for observing (and, in tests, pausing) a run; they run in the reader threads."""
 
     before_task: Callable[[CopyTask], None] | None = None
+    on_plan: Callable[[ExtractPlan], None] | None = None  # once, before any range is read
+    after_task: Callable[[CopyTask, int, int], None] | None = None  # (task, rows, stream bytes) read
 
 
 @dataclass
@@ -175,6 +177,8 @@ def run_extraction(
         stats.workers = options.worker_count(len(plan.tasks))
         t_plan = time.perf_counter()
         stats.timings["plan_s"] = t_plan - wall0
+        if hooks.on_plan is not None:
+            hooks.on_plan(plan)
 
         run_dir = make_run_dir(options.staging_dir, min_free_bytes=options.staging_budget_bytes)
         stats.staging_dir = str(run_dir)
@@ -202,6 +206,8 @@ def run_extraction(
                     reader.copy(task.statement, writer)
                     stats.add(writer)
                     board.task_done(index)
+                    if hooks.after_task is not None:
+                        hooks.after_task(task, writer.rows_total, writer.bytes_total)
             except BaseException as exc:
                 if not isinstance(exc, ExtractCancelled | ExtractError):
                     exc = _name_table(exc, spec)

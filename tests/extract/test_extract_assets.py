@@ -118,3 +118,29 @@ def test_daily_partitions_only_for_specs_with_a_time_column():
     orders = next(a for a in defs.assets if parquet_key("orders") in a.keys)
     assert orders.partitions_def.get_first_partition_key() == "2024-05-02"
     assert {orders.group_names_by_key[k] for k in orders.keys} == {"postgres"}
+
+
+@pytest.mark.postgres
+def test_progress_lines_report_percent_rows_rate_and_end(pg_dsn, tmp_path):
+    from parquetry.extract.parquet import extract_table_to_parquet
+    from parquetry.extract.pipeline import ExtractOptions
+    from parquetry.sample_db import load_sample_database
+    from parquetry.storage import Storage
+    from pipeline_assets.postgres_tables import RangeProgress
+
+    counts = load_sample_database(pg_dsn, scale=0.02, seed=5)
+    spec = next(s for s in load_table_specs(DEFAULT_TABLES) if s.name == "order_items")
+    lines: list[str] = []
+    progress = RangeProgress(lines.append)
+    extract_table_to_parquet(
+        pg_dsn,
+        spec,
+        Storage(str(tmp_path)),
+        options=ExtractOptions(workers=2, range_bytes=16 * 1024),
+        hooks=progress.hooks("order_items"),
+    )
+    progress.close()
+    assert lines, "at least the final line"
+    final = lines[-1]
+    assert final.startswith("order_items: ") and "%" in final and "MB/s" in final and " in " in final
+    assert f"{counts['order_items']:,} rows" in final

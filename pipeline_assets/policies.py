@@ -48,6 +48,7 @@ DATA_ERROR_NAMES = frozenset(
         "SchemaMismatchError",
         "SchemaMergeError",
         "VerificationError",
+        "DatasetLocationMismatch",
     }
 )
 

@@ -33,6 +33,10 @@ class CatalogError(RuntimeError):
     """The catalog refused an operation."""
 
 
+class DatasetLocationMismatch(CatalogError):
+    """A writer registered files for a dataset under another storage URI than the catalog records."""
+
+
 class UnknownDataset(CatalogError):
     pass
 
@@ -178,7 +182,7 @@ class Catalog:
             assert row is not None
             dataset_id, generation, known_uri = row
             if known_uri.rstrip("/") != storage_uri.rstrip("/"):
-                raise CatalogError(
+                raise DatasetLocationMismatch(
                     f"dataset {dataset_name!r} lives at {known_uri!r}, not {storage_uri!r}: refusing to mix"
                 )
             conn.execute(self._q("SELECT 1 FROM {s}.datasets WHERE id = %s FOR UPDATE"), [dataset_id])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from parquetry.catalog.catalog import DatasetLocationMismatch
 from parquetry.pgcopy.errors import CopyFormatError, UnsupportedTypeError
 from pipeline_assets.policies import (
     is_data_error,
@@ -34,8 +35,9 @@ def attempts_until_done(error: BaseException, fail_times: int = 99) -> tuple[boo
     [
         CopyFormatError("truncated tuple", source="orders/chunk-0003.bin", offset=4096),
         UnsupportedTypeError("no Arrow type", table="public.t", column="c", type_name="tsvector"),
+        DatasetLocationMismatch("dataset 'orders' lives at s3://a/orders, not /data/orders: refusing to mix"),
     ],
-    ids=["copy-format", "unsupported-type"],
+    ids=["copy-format", "unsupported-type", "dataset-location"],
 )
 def test_bad_data_fails_at_once_without_retry(error: BaseException) -> None:
     assert attempts_until_done(error) == (False, 1)

@@ -81,8 +81,14 @@ class ParquetOptions:
 
 
 def auto_dictionary_columns(schema: pa.Schema) -> tuple[str, ...]:
-    """The top-level string and binary columns of ``schema``: where ``use_dictionary="auto"`` applies."""
-    variable = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    """The top-level string, binary and dictionary columns of ``schema``: where ``"auto"`` applies."""
+    variable = (
+        pa.types.is_string,
+        pa.types.is_large_string,
+        pa.types.is_binary,
+        pa.types.is_large_binary,
+        pa.types.is_dictionary,
+    )
     return tuple(f.name for f in schema if any(test(f.type) for test in variable))
 
 
@@ -186,7 +192,7 @@ class Storage:
         try:
             with (
                 self.fs.open_output_stream(tmp) as sink,
-                pq.ParquetWriter(sink, schema, **options.writer_kwargs()) as writer,
+                pq.ParquetWriter(sink, schema, **options.writer_kwargs(schema)) as writer,
             ):
                 for batch in _rechunk(batches, options.row_group_rows):
                     writer.write_batch(batch, row_group_size=options.row_group_rows)
@@ -197,17 +203,21 @@ class Storage:
             if self.exists(tmp):
                 self.fs.delete_file(tmp)
             raise
-        return WrittenFile(path=path, bytes=written.bytes, rows=rows, row_groups=written.row_groups,
-                           etag=written.etag)
+        return WrittenFile(
+            path=path, bytes=written.bytes, rows=rows, row_groups=written.row_groups, etag=written.etag
+        )
 
     def _verify(self, path: str, expected_rows: int) -> WrittenFile:
         with self.fs.open_input_file(path) as fh:
             metadata = pq.ParquetFile(fh).metadata
             if metadata.num_rows != expected_rows:
-                raise StorageError(f"{path}: wrote {expected_rows} rows but the footer says {metadata.num_rows}")
+                raise StorageError(
+                    f"{path}: wrote {expected_rows} rows but the footer says {metadata.num_rows}"
+                )
         digest, size = self.file_digest(path)
-        return WrittenFile(path=path, bytes=size, rows=metadata.num_rows, row_groups=metadata.num_row_groups,
-                           etag=digest)
+        return WrittenFile(
+            path=path, bytes=size, rows=metadata.num_rows, row_groups=metadata.num_row_groups, etag=digest
+        )
 
     def file_digest(self, path: str) -> tuple[str, int]:
         """sha256 and size of a file, read in 8 MiB blocks."""
@@ -236,7 +246,9 @@ def _rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Record
                 yield batch.slice(start, rows)
 
 
-def resolve_filesystem(root: str, storage_options: dict[str, Any] | None = None) -> tuple[pafs.FileSystem, str]:
+def resolve_filesystem(
+    root: str, storage_options: dict[str, Any] | None = None
+) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and base path for a local path or an fsspec URL."""
     if "://" not in root or root.startswith("file://"):
         local = root.removeprefix("file://")

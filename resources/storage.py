@@ -24,7 +24,12 @@ class StorageResource(dg.ConfigurableResource):
     root: str = Field(default_factory=default_root, description="local directory or fsspec URL")
     storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options (endpoint...)")
     compression: str = Field(default="zstd")
-    compression_level: int | None = Field(default=3)
+    compression_level: int | None = Field(
+        default=2, description="zstd 2: ~30% less encoding CPU than 3 for ~0.5% more bytes"
+    )
+    dictionary: str = Field(
+        default="auto", description="dictionary pages: 'auto' (string/binary columns only), 'all' or 'none'"
+    )
     row_group_rows: int = Field(default=1_000_000)
     target_file_rows: int = Field(default=8_000_000)
 
@@ -39,6 +44,7 @@ class StorageResource(dg.ConfigurableResource):
         return ParquetOptions(
             compression=self.compression,
             compression_level=self.compression_level,
+            use_dictionary={"all": True, "none": False}.get(self.dictionary, self.dictionary),
             row_group_rows=self.row_group_rows,
             target_file_rows=self.target_file_rows,
         )

@@ -67,11 +67,11 @@ class GpuConsumer:
     ):
         if writer not in WRITERS:
             raise ValueError(f"writer must be one of {WRITERS}, got {writer!r}")
-        from parquetry.storage import ParquetOptions
+        from parquetry.extract.parquet import EXTRACT_PARQUET_OPTIONS
 
         self.storage = storage
         self.directory = directory
-        self.options = options or ParquetOptions()
+        self.options = options or EXTRACT_PARQUET_OPTIONS
         self.writer = writer
         self.decode_options = decode_options
         self.batch_rows = batch_rows

@@ -22,6 +22,7 @@ _NUM = {
     "R4": (4, np.float32), "R8": (8, np.float64), "B1": (1, np.uint8),
 }  # fmt: skip
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_BYTES = {size: np.arange(size, dtype=np.int64) for size in _UINT}
 
 
 def supported(rec: RecordType) -> bool:
@@ -50,12 +51,12 @@ def decode_columns(
             if f.type == "C1":
                 out[f.name] = strings_from(gather, buf, pos, np.where(ok, 1, -1))
             else:
+                # one gather of the field's bytes (n x size), read as an unsigned integer in the
+                # file's byte order, then reinterpreted: integer conversions only, so bit-exact
                 idx = np.where(ok, pos, 0)
-                value = np.zeros(len(offs), np.uint64)
-                for k in range(size):
-                    shift = 8 * (size - 1 - k) if big else 8 * k
-                    value |= buf[idx + k].astype(np.uint64) << np.uint64(shift)
-                typed = value.astype(_UINT[size]).view(_NUM[f.type][1])
+                raw = buf[idx[:, None] + _BYTES[size]]
+                wire = np.dtype(_UINT[size]).newbyteorder(">" if big else "<")
+                typed = raw.view(wire).reshape(-1).astype(_UINT[size]).view(_NUM[f.type][1])
                 out[f.name] = pa.array(typed, mask=~ok) if not ok.all() else pa.array(typed)
             step = np.full(len(offs), size, np.int64)
         partial |= has & ~ok

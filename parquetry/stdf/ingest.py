@@ -77,27 +77,28 @@ class _TableParquetOptions(ParquetOptions):
     dictionary (Parquet allows one or the other)."""
 
     column_encoding: tuple[tuple[str, str], ...] = ()
-    columns: tuple[str, ...] = ()
 
-    def writer_kwargs(self) -> dict[str, Any]:
-        kwargs = super().writer_kwargs()
-        if self.column_encoding and self.use_dictionary is True:
+    def writer_kwargs(self, schema: pa.Schema | None = None) -> dict[str, Any]:
+        kwargs = super().writer_kwargs(schema)
+        if self.column_encoding and schema is not None:
             encoded = dict(self.column_encoding)
-            kwargs["use_dictionary"] = [c for c in self.columns if c not in encoded]
+            dictionary = kwargs["use_dictionary"]
+            if dictionary is True:
+                dictionary = schema.names
+            if dictionary is not False:
+                kwargs["use_dictionary"] = [c for c in dictionary if c not in encoded]
             kwargs["column_encoding"] = encoded
         return kwargs
 
 
 def table_options(table: str, schema: pa.Schema, options: ParquetOptions) -> ParquetOptions:
-    """``options`` with the table's column encodings (see ``COLUMN_ENCODING``) when it uses dictionaries."""
+    """``options`` with the table's column encodings (see ``COLUMN_ENCODING``)."""
     encoding = COLUMN_ENCODING.get(table)
-    if not encoding or options.use_dictionary is not True:
+    if not encoding:
         return options
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(ParquetOptions)}
     return _TableParquetOptions(
-        **fields,
-        column_encoding=tuple((c, e) for c, e in encoding.items() if c in schema.names),
-        columns=tuple(schema.names),
+        **fields, column_encoding=tuple((c, e) for c, e in encoding.items() if c in schema.names)
     )
 
 

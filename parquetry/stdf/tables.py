@@ -118,6 +118,8 @@ def strings_from(
 ) -> pa.Array:
     """Arrow strings (or binary) from (offset, length) pairs into ``src``; a negative length is null."""
     n = len(offs)
+    if n and not (lens >= 0).any():  # e.g. ALARM_ID of a chunk of PTRs: nothing to gather
+        return pa.nulls(n, pa.binary() if binary else s)
     if binary:
         out_off = np.zeros(n + 1, np.int32)
         ln = np.maximum(lens, 0)

@@ -183,7 +183,7 @@ CASES: dict[str, Case] = {
         st.tuples(
             st.integers(-(2**31), 2**31 - 1),
             st.integers(-(2**31), 2**31 - 1),
-            st.integers(-(2**63 - 1) // 1000, (2**63 - 1) // 1000),
+            st.integers(-((2**63 - 1) // 1000), (2**63 - 1) // 1000),
         ),
         lambda vs: pa.array(
             _nullable(vs, lambda v: pa.MonthDayNano([v[0], v[1], v[2] * 1000])), pa.month_day_nano_interval()

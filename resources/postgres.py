@@ -22,7 +22,8 @@ class PostgresResource(dg.ConfigurableResource):
     workers: int | None = Field(default=None, description="reader connections; default one per CPU core")
     staging_dir: str | None = Field(
         default=None,
-        description="where raw COPY chunks are staged; default $PARQUETRY_STAGING_DIR or /dev/shm/parquetry",
+        description="where raw COPY chunks are staged (default: $PARQUETRY_STAGING_DIR, else a per-user"
+        " directory in /dev/shm)",
     )
     staging_budget_bytes: int = Field(default=1 << 30, description="bytes of chunks staged at most")
     chunk_bytes: int = Field(default=64 << 20, description="size bound of one chunk file")

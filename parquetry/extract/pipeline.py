@@ -43,7 +43,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class ExtractOptions:
     """How to read. ``workers=None`` means one per CPU core; ``staging_dir=None`` means
-    ``$PARQUETRY_STAGING_DIR``, else ``/dev/shm/parquetry`` when it has room, else a temp dir.
+    ``$PARQUETRY_STAGING_DIR``, else ``/dev/shm/parquetry-<uid>`` when it has room, else a temp dir.
 
     ``range_bytes`` and ``min_ranges`` set the ctid range size (heap bytes) and with it the plan,
     which never depends on ``workers``. ``chunk_bytes`` bounds one chunk file;

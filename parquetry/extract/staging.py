@@ -38,23 +38,30 @@ DEFAULT_SHM = Path("/dev/shm")
 
 
 def default_staging_root(min_free_bytes: int = 1 << 30) -> Path:
-    """``$PARQUETRY_STAGING_DIR``, else ``/dev/shm/parquetry`` when it has ``min_free_bytes`` free,
-    else a temp dir."""
+    """``$PARQUETRY_STAGING_DIR``, else ``/dev/shm/parquetry-<uid>`` when it has ``min_free_bytes`` free,
+    else a temp dir. The default is per user: chunks hold table data, and one user's staging directory
+    must neither block nor be readable by another's runs on a shared machine."""
     env = os.environ.get("PARQUETRY_STAGING_DIR")
     if env:
         return Path(env)
     with contextlib.suppress(OSError):
         if DEFAULT_SHM.is_dir() and shutil.disk_usage(DEFAULT_SHM).free >= min_free_bytes:
-            return DEFAULT_SHM / "parquetry"
-    return Path(tempfile.gettempdir()) / "parquetry-staging"
+            return DEFAULT_SHM / f"parquetry-{os.getuid()}"
+    return Path(tempfile.gettempdir()) / f"parquetry-staging-{os.getuid()}"
 
 
 def make_run_dir(root: str | os.PathLike[str] | None = None, min_free_bytes: int = 1 << 30) -> Path:
     """A fresh directory for one run's chunks below ``root`` (default: :func:`default_staging_root`)."""
     base = Path(root) if root is not None else default_staging_root(min_free_bytes)
-    base.mkdir(parents=True, exist_ok=True)
     run = base / f"run-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-    run.mkdir()
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        run.mkdir(mode=0o700)
+    except OSError as exc:
+        raise ExtractError(
+            f"cannot create a staging directory under {base}: {exc.strerror}; "
+            "set PARQUETRY_STAGING_DIR (or the resource's staging_dir) to a directory this user can write"
+        ) from exc
     return run
 
 

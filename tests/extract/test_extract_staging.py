@@ -1,5 +1,6 @@
 """Staging: the byte budget holds (backpressure), chunks end on row boundaries, nothing is left behind."""
 
+import os
 import threading
 import time
 
@@ -154,3 +155,22 @@ def test_a_row_larger_than_the_receive_buffer_is_read_whole(pg_dsn):
             (2, 9000000),
             (3, 1),
         ]
+
+
+def test_default_staging_is_per_user_and_private(monkeypatch, tmp_path):
+    from parquetry.extract.staging import default_staging_root, make_run_dir
+
+    monkeypatch.delenv("PARQUETRY_STAGING_DIR", raising=False)
+    assert default_staging_root().name.endswith(f"-{os.getuid()}")
+    run = make_run_dir(tmp_path / "stage")
+    assert run.parent == tmp_path / "stage" and (run.stat().st_mode & 0o777) == 0o700
+
+
+def test_an_unwritable_staging_root_is_a_clear_error(tmp_path):
+    from parquetry.extract.errors import ExtractError
+    from parquetry.extract.staging import make_run_dir
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    with pytest.raises(ExtractError, match="PARQUETRY_STAGING_DIR"):
+        make_run_dir(blocker / "stage")

@@ -42,6 +42,25 @@ def _registrar(catalog_resource: Any, storage: Any) -> Any:
     return catalog_registrar(catalog, storage)
 
 
+def _refuse_if_compacted(catalog_resource: Any, file_id: str, source: str) -> None:
+    """A file whose rows a compaction merged cannot be ingested again without doubling them."""
+    if catalog_resource is None:
+        return
+    from parquetry.stdf.ingest import merged_by_compaction
+
+    getter = getattr(catalog_resource, "get_catalog", None)
+    catalog = getter() if callable(getter) else catalog_resource
+    catalog.migrate()
+    if merged_by_compaction(catalog, file_id):
+        raise dg.Failure(
+            description=(
+                f"{source}: this content ({file_id[:16]}...) was ingested and its rows have since been "
+                "compacted into other files; ingesting it again would publish every row twice"
+            ),
+            allow_retries=False,
+        )
+
+
 def _locate(file_id: str, context: dg.AssetExecutionContext) -> str:
     """Where the file of partition ``file_id`` is: the run tag the sensor set, else a landing scan."""
     source = context.run.tags.get(SOURCE_TAG)
@@ -85,6 +104,7 @@ def stdf_tables(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     source = _locate(file_id, context)
     storage_resource = context.resources.storage
     storage = storage_resource.get_storage()
+    _refuse_if_compacted(context.resources.catalog, file_id, source)
     _, landing_options = landing_config()
     result = ingest_stdf_file(
         source,
@@ -192,9 +212,7 @@ def no_failed_stdf_files(context: dg.AssetCheckExecutionContext) -> dg.AssetChec
     )
 
 
-stdf_ingest_job = dg.define_asset_job(
-    INGEST_JOB_NAME, selection=[stdf_tables], partitions_def=STDF_PARTITIONS
-)
+stdf_ingest_job = dg.define_asset_job(INGEST_JOB_NAME, selection=[stdf_tables])
 
 
 def ingest_landing_once(

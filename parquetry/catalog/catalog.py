@@ -518,6 +518,19 @@ class Catalog:
             ).fetchone()
         return row is not None
 
+    def file_states(self, dataset: str, name: str) -> list[str]:
+        """The states (live, retired, deleted) of every file the dataset registered under the base name
+        ``name`` in any directory, oldest first: tells "never written" from "merged into another file"."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT f.state FROM {s}.files f JOIN {s}.datasets d ON d.id = f.dataset_id"
+                    " WHERE d.name = %s AND (f.path = %s OR f.path LIKE %s) ORDER BY f.id"
+                ),
+                [dataset, name, "%/" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")],
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def known_paths(self, dataset: str) -> set[str]:
         """Every path the dataset ever registered, in any state (to tell orphans from catalogued files)."""
         with self._connect() as conn:

@@ -509,7 +509,20 @@ def list_failures(storage: Storage) -> list[dict[str, Any]]:
     return sorted(reports, key=lambda r: r.get("failed_at", ""))
 
 
-def catalog_registrar(catalog: Any, storage: Storage, prefix: str = "stdf_") -> RegisterFn:
+STDF_DATASET_PREFIX = "stdf_"  # catalog dataset of table T: stdf_T
+
+
+def merged_by_compaction(catalog: Any, file_id: str) -> bool:
+    """True when this file was ingested and a compaction has since merged its rows into other files.
+
+    Ingesting it again would then publish ``<file_id>.parquet`` beside the compacted files that already
+    hold its rows: every row twice. The ``files`` table's entry tells: registered once, never live now.
+    """
+    states = catalog.file_states(f"{STDF_DATASET_PREFIX}files", f"{file_id}.parquet")
+    return bool(states) and "live" not in states
+
+
+def catalog_registrar(catalog: Any, storage: Storage, prefix: str = STDF_DATASET_PREFIX) -> RegisterFn:
     """A ``register`` callback that adds each table's files to the catalog dataset ``stdf_<table>``.
 
     ``catalog`` is a :class:`parquetry.catalog.Catalog` (anything with its ``register_files``)."""

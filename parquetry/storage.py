@@ -8,6 +8,7 @@ which :meth:`Storage.remove_temporaries` clears.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -185,11 +186,8 @@ class Storage:
             batches = batches.to_batches(max_chunksize=options.row_group_rows)
         if schema is None:
             raise StorageError(f"{path}: a schema is needed to write an iterable of batches")
-        directory = posixpath.dirname(path)
-        self.makedirs(directory)
-        tmp = posixpath.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
         rows = 0
-        try:
+        with self.publishing(path) as tmp:
             with (
                 self.fs.open_output_stream(tmp) as sink,
                 pq.ParquetWriter(sink, schema, **options.writer_kwargs(schema)) as writer,
@@ -198,11 +196,6 @@ class Storage:
                     writer.write_batch(batch, row_group_size=options.row_group_rows)
                     rows += batch.num_rows
             written = self._verify(tmp, rows)
-            self._publish(tmp, path)
-        except BaseException:
-            if self.exists(tmp):
-                self.fs.delete_file(tmp)
-            raise
         return WrittenFile(
             path=path, bytes=written.bytes, rows=rows, row_groups=written.row_groups, etag=written.etag
         )
@@ -229,11 +222,26 @@ class Storage:
                 size += len(block)
         return sha.hexdigest(), size
 
-    def _publish(self, tmp: str, path: str) -> None:
-        if self.is_local:
-            os.replace(tmp, path)  # atomic on POSIX, replaces an existing file
-        else:
-            self.fs.move(tmp, path)  # object stores: copy then delete; the final PUT is atomic
+    @contextlib.contextmanager
+    def publishing(self, path: str) -> Iterator[str]:
+        """Yield a temporary path beside ``path``; publish it as ``path`` when the block succeeds.
+
+        Every writer writes and verifies inside the block, so a reader never sees a partial file and a
+        failure (or a crash, which leaves only a ``.tmp-`` name) removes nothing that was published.
+        """
+        directory = posixpath.dirname(path)
+        self.makedirs(directory)
+        tmp = posixpath.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+        try:
+            yield tmp
+            if self.is_local:
+                os.replace(tmp, path)  # atomic on POSIX, replaces an existing file
+            else:
+                self.fs.move(tmp, path)  # object stores: copy then delete; the final PUT is atomic
+        except BaseException:
+            if self.exists(tmp):
+                self.fs.delete_file(tmp)
+            raise
 
 
 def _rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
-import posixpath
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +26,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from parquetry.compact.thrift import I16, I64, LIST, STRUCT, ThriftError, TList, TStruct, decode, encode
-from parquetry.storage import TEMP_PREFIX, Storage, WrittenFile
+from parquetry.storage import Storage, WrittenFile
 
 MAGIC = b"PAR1"
 _BLOCK = 8 << 20
@@ -119,21 +116,10 @@ def copy_row_groups(
             raise RowGroupCopyError(
                 f"{storage.uri(source.path)}: schema differs from {storage.uri(first.path)}"
             )
-    directory = posixpath.dirname(path)
-    storage.makedirs(directory)
-    tmp = posixpath.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
     copied = hashlib.sha256()
-    try:
+    with storage.publishing(path) as tmp:
         rows, row_groups, footer_start = _write(storage, tmp, parts, copied)
         written = _verify(storage, tmp, path, parts, rows, footer_start, copied.hexdigest())
-        if storage.is_local:
-            os.replace(tmp, path)
-        else:
-            storage.fs.move(tmp, path)
-    except BaseException:
-        if storage.exists(tmp):
-            storage.fs.delete_file(tmp)
-        raise
     return written, {"row_groups": row_groups, "chunk_bytes": footer_start - 4}
 
 

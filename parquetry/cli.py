@@ -232,7 +232,7 @@ def cmd_pg_start(args: argparse.Namespace) -> int:
     if port is None:
         cluster = PostgresCluster(base_dir=base, port=args.port, keep_data=True)
         cluster.start()
-        _detach(cluster)
+        cluster.detach()
         port = cluster.port
         status = "started"
     else:
@@ -242,28 +242,6 @@ def cmd_pg_start(args: argparse.Namespace) -> int:
         _load_sample(dsn, args.scale)
     _emit({"status": status, "dir": str(base), "port": port, "dsn": dsn})
     return 0
-
-
-def _detach(cluster: Any) -> None:
-    """Let the server outlive this command (``parquetry pg stop DIR`` stops it).
-
-    A cluster normally stops with its owning process (atexit, signals, a watchdog process).
-    """
-    if hasattr(cluster, "detach"):
-        cluster.detach()
-        return
-    import atexit
-
-    from parquetry.pg import cluster as cluster_module
-
-    atexit.unregister(cluster.stop)
-    live, lock = getattr(cluster_module, "_live", None), getattr(cluster_module, "_live_lock", None)
-    if live is not None and lock is not None:
-        with lock:
-            live.pop(id(cluster), None)
-    stop_watchdog = getattr(cluster, "_stop_watchdog", None)
-    if stop_watchdog is not None:
-        stop_watchdog()  # tells the watchdog the owner let go on purpose
 
 
 def _load_sample(dsn: str, scale: float) -> None:
@@ -283,9 +261,7 @@ def cmd_pg_stop(args: argparse.Namespace) -> int:
     if _running_port(base) is None:
         _emit({"status": "not running", "dir": str(base)})
         return 0
-    cluster = PostgresCluster(base_dir=base, keep_data=True)
-    cluster._started = True  # attach to the server started by `pg start`
-    cluster.stop()
+    PostgresCluster.attach(base).stop()
     if _running_port(base) is not None:
         raise CliError(f"the server in {base} did not stop; see {base / 'server.log'}")
     _emit({"status": "stopped", "dir": str(base)})

@@ -371,6 +371,39 @@ class PostgresCluster:
         self._stop_watchdog()
         self._cleanup_tmp()
 
+    def detach(self) -> None:
+        """Let the running server outlive this process; stop it later through :meth:`attach`.
+
+        A started cluster normally stops with its owner (atexit, signals, a watchdog process); a
+        command that starts a long-lived server for the user (``parquetry pg start``) hands it over.
+        """
+        if not self._started:
+            raise ClusterError("only a started cluster can be detached")
+        if self._tmp is not None and not self.keep_data:
+            raise ClusterError("a temporary cluster cannot be detached: give base_dir or keep_data=True")
+        with _live_lock:
+            _live.pop(id(self), None)
+        with contextlib.suppress(ValueError):
+            atexit.unregister(self.stop)
+        self._stop_watchdog()  # tells the watchdog the owner let go on purpose
+        self._started = False
+
+    @classmethod
+    def attach(cls, base_dir: str | os.PathLike[str], **options: Any) -> PostgresCluster:
+        """Take ownership of a server already running in ``base_dir`` (one a detached cluster left).
+
+        Raises :class:`ClusterError` when no server runs there. :meth:`stop` then stops it; the
+        data directory is kept.
+        """
+        cluster = cls(base_dir=Path(base_dir), keep_data=True, **options)
+        if not (cluster.data_dir / "PG_VERSION").exists():
+            raise ClusterError(f"{cluster.base_dir} holds no PostgreSQL cluster")
+        if cluster._live_server_pid() is None:
+            raise ClusterError(f"no server is running in {cluster.base_dir}")
+        cluster._started = True
+        cluster._owner_pid = os.getpid()
+        return cluster
+
     def __enter__(self) -> PostgresCluster:
         return self.start()
 

@@ -190,6 +190,41 @@ def test_second_server_in_the_same_directory_is_refused(seeded_dir: Path) -> Non
     assert _wait_gone(seeded_dir / "data") == []
 
 
+def test_detached_server_outlives_its_cluster_object_and_attach_stops_it(seeded_dir: Path) -> None:
+    started = PostgresCluster(base_dir=seeded_dir).start()
+    started.detach()
+    started.stop()  # a detached cluster no longer owns the server: stop() leaves it running
+    pid = started.server_pid
+    assert pid is not None
+    with psycopg.connect(started.dsn()) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    attached = PostgresCluster.attach(seeded_dir)
+    assert attached.server_pid == pid
+    attached.stop()
+    assert _wait_gone(seeded_dir / "data") == []
+    assert (seeded_dir / "data" / "PG_VERSION").exists()  # the data survives
+
+
+def test_attach_without_a_running_server_is_refused(seeded_dir: Path, base_dir: Path) -> None:
+    with pytest.raises(ClusterError, match=f"no server is running in {seeded_dir}"):
+        PostgresCluster.attach(seeded_dir)
+    with pytest.raises(ClusterError, match=f"{base_dir} holds no PostgreSQL cluster"):
+        PostgresCluster.attach(base_dir)
+
+
+def test_only_a_started_cluster_with_lasting_data_can_be_detached(seeded_dir: Path) -> None:
+    with pytest.raises(ClusterError, match="only a started cluster can be detached"):
+        PostgresCluster(base_dir=seeded_dir).detach()
+
+
+@pytest.mark.slow
+def test_a_temporary_cluster_cannot_be_detached() -> None:
+    with PostgresCluster() as temporary:
+        with pytest.raises(ClusterError, match="temporary cluster cannot be detached"):
+            temporary.detach()
+        assert temporary.running
+
+
 _OWNER_SCRIPT = textwrap.dedent(
     """
     import sys, time

@@ -5,9 +5,17 @@ The sensor reads flagged datasets with one cheap indexed query. Each request's r
 the cursor remembers the generation last requested per dataset so that a tick that finds nothing new
 returns nothing. A dataset that changes again (a new generation) is requested again. Each dataset is a
 partition of the dynamic partitions definition ``datasets``, added here on first sight.
+
+The sensor is created STOPPED: a deployment turns it on once (the UI's toggle, ``dagster sensor start
+compaction_sensor -w workspace.yaml``, or the GraphQL ``startSensor`` mutation) and the daemon then
+evaluates it every ``minimum_interval_seconds``: 60, or ``$PARQUETRY_COMPACTION_SENSOR_INTERVAL_S`` where
+the code location loads (a deployment that wants faster reaction, or a test that must not wait a minute
+between ticks).
 """
 
 import json
+import os
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -15,6 +23,23 @@ from resources.catalog import CatalogResource
 
 MAX_DATASETS_PER_TICK = 100
 COMPACTION_JOB = "compaction_job"
+INTERVAL_ENV = "PARQUETRY_COMPACTION_SENSOR_INTERVAL_S"
+DEFAULT_INTERVAL_S = 60
+
+
+def sensor_interval_s(environ: Mapping[str, str] | None = None) -> int:
+    """Seconds between ticks: ``$PARQUETRY_COMPACTION_SENSOR_INTERVAL_S`` or 60; a bad value is refused."""
+    raw = (os.environ if environ is None else environ).get(INTERVAL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_INTERVAL_S
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{INTERVAL_ENV}={raw!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise ValueError(f"{INTERVAL_ENV}={raw!r}: the interval must be at least 1 second")
+    return value
+
 
 # One partition per catalogued dataset; the compaction asset is partitioned by it.
 DATASETS = dg.DynamicPartitionsDefinition(name="datasets")
@@ -23,7 +48,7 @@ DATASETS = dg.DynamicPartitionsDefinition(name="datasets")
 @dg.sensor(
     name="compaction_sensor",
     job_name=COMPACTION_JOB,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval_s(),
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="One compaction run per flagged dataset and generation.",
 )
@@ -37,7 +62,12 @@ def compaction_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResou
         return dg.SensorResult(skip_reason="the catalog has not been created yet (no compaction run so far)")
     fresh = [d for d in flagged if requested.get(d.name) != d.generation]
     if not fresh:
-        return dg.SensorResult(skip_reason="no newly flagged dataset", cursor=context.cursor)
+        reason = (
+            f"{len(flagged)} flagged dataset(s) already requested at their current generation"
+            if flagged
+            else "no dataset is flagged for compaction"
+        )
+        return dg.SensorResult(skip_reason=reason, cursor=context.cursor)
     known = set(context.instance.get_dynamic_partitions(DATASETS.name))
     new_partitions = sorted({d.name for d in fresh} - known)
     for d in fresh:

@@ -1,10 +1,11 @@
 """``dagster dev`` as a test fixture: a webserver and daemon on loopback, driven through GraphQL.
 
-Used by the UI screenshot test and the daemon backfill test. It talks to the server over HTTP only
-(no Dagster import here: the ``parquetry`` package never imports Dagster). The server runs in its
-own process group with its own ``DAGSTER_HOME`` and is stopped, group and all, on exit.
+Used by the UI screenshot test, the daemon backfill test and the compaction sensor test. It talks to
+the server over HTTP only (no Dagster import here: the ``parquetry`` package never imports Dagster).
+The server runs in its own process group with its own ``DAGSTER_HOME`` and is stopped, group and all
+(run workers included), on exit.
 
-The code location is ``pipeline_assets.definitions`` with the demo's resources for any resource key
+The default code location is ``pipeline_assets.definitions`` with the demo's resources for any resource key
 the definitions leave unbound (``pipeline_assets.demo.demo_definitions``), so it loads wherever the
 environment names a source database, a catalog and a data root.
 """
@@ -143,13 +144,77 @@ class DagsterDev:
         raise DagsterDevError(f"backfill {backfill_id} did not finish in {timeout} s\n{self.log_tail()}")
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run: ``[{"runId", "status", "tags": {...}}]``."""
-        query = "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
+        """Every run: ``[{"runId", "status", "tags": {...}, "pools": [...]}]`` (the pools its steps use)."""
+        query = "{ runsOrError { ... on Runs { results { runId status allPools tags { key value } } } } }"
         results = self.graphql(query)["runsOrError"]["results"]
         return [
-            {"runId": r["runId"], "status": r["status"], "tags": {t["key"]: t["value"] for t in r["tags"]}}
+            {
+                "runId": r["runId"],
+                "status": r["status"],
+                "tags": {t["key"]: t["value"] for t in r["tags"]},
+                "pools": sorted(r["allPools"] or []),
+            }
             for r in results
         ]
+
+    def sensor_selector(self, name: str) -> dict[str, str]:
+        return {
+            "repositoryLocationName": LOCATION_NAME,
+            "repositoryName": "__repository__",
+            "sensorName": name,
+        }
+
+    def start_sensor(self, name: str) -> str:
+        """Turn a sensor on, as the UI's toggle does; returns its new status (``RUNNING``)."""
+        query = """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) {
+            __typename ... on Sensor { sensorState { status } }
+            ... on SensorNotFoundError { message } ... on PythonError { message }
+            ... on UnauthorizedError { message } } }"""
+        result = self.graphql(query, {"s": self.sensor_selector(name)})["startSensor"]
+        if result["__typename"] != "Sensor":
+            raise DagsterDevError(f"startSensor {name} failed: {result}")
+        return str(result["sensorState"]["status"])
+
+    def sensor_status(self, name: str) -> str:
+        """``RUNNING`` or ``STOPPED`` (a sensor's default status until someone turns it on or off)."""
+        query = """query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
+            __typename ... on Sensor { sensorState { status } }
+            ... on SensorNotFoundError { message } ... on PythonError { message } } }"""
+        result = self.graphql(query, {"s": self.sensor_selector(name)})["sensorOrError"]
+        if result["__typename"] != "Sensor":
+            raise DagsterDevError(f"sensor {name}: {result}")
+        return str(result["sensorState"]["status"])
+
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        """Set a pool's slot count, as ``dagster instance concurrency set POOL LIMIT`` does."""
+        query = (
+            "mutation($pool: String!, $limit: Int!) "
+            "{ setConcurrencyLimit(concurrencyKey: $pool, limit: $limit) }"
+        )
+        if self.graphql(query, {"pool": pool, "limit": limit})["setConcurrencyLimit"] is not True:
+            raise DagsterDevError(f"setConcurrencyLimit {pool}={limit} was refused")
+
+    def sensor_ticks(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """A sensor's ticks, newest first: ``[{"tickId", "status", "timestamp", "runIds", "runKeys",
+        "skipReason", "cursor", "error"}]`` (``error`` is the message or None)."""
+        query = """query($s: SensorSelector!, $limit: Int) { sensorOrError(sensorSelector: $s) {
+            __typename ... on Sensor { sensorState { ticks(limit: $limit) {
+                tickId status timestamp runIds runKeys skipReason cursor error { message } } } }
+            ... on SensorNotFoundError { message } ... on PythonError { message } } }"""
+        result = self.graphql(query, {"s": self.sensor_selector(name), "limit": limit})["sensorOrError"]
+        if result["__typename"] != "Sensor":
+            raise DagsterDevError(f"sensor {name}: {result}")
+        ticks = result["sensorState"]["ticks"]
+        return [{**t, "error": (t["error"] or {}).get("message")} for t in ticks]
+
+    def step_stats(self, run_id: str) -> list[dict[str, Any]]:
+        """``[{"stepKey", "status", "startTime", "endTime"}]`` of one run (epoch seconds)."""
+        query = """query($id: ID!) { runOrError(runId: $id) { __typename
+            ... on Run { stepStats { stepKey status startTime endTime } } } }"""
+        result = self.graphql(query, {"id": run_id})["runOrError"]
+        if result["__typename"] != "Run":
+            raise DagsterDevError(f"run {run_id}: {result}")
+        return list(result["stepStats"])
 
     def set_nux_seen(self) -> None:
         """Dismiss the first-visit dialog so screenshots show the page itself."""

@@ -57,17 +57,23 @@ def compaction_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResou
 
     requested: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     try:
-        flagged = catalog.get_catalog().flagged_datasets(MAX_DATASETS_PER_TICK)
+        flagged = catalog.get_catalog().flagged_datasets(MAX_DATASETS_PER_TICK, requested=requested)
     except psycopg.errors.UndefinedTable:
         return dg.SensorResult(skip_reason="the catalog has not been created yet (no compaction run so far)")
     fresh = [d for d in flagged if requested.get(d.name) != d.generation]
+    if len(flagged) < MAX_DATASETS_PER_TICK:
+        # Every flagged dataset was seen: forget requests whose dataset moved on, was compacted or is
+        # leased right now, so the cursor stays small. Should a leased one come back at the same
+        # generation (its run failed), the daemon's run-key check still refuses a second run.
+        still = {d.name for d in flagged if requested.get(d.name) == d.generation}
+        requested = {name: gen for name, gen in requested.items() if name in still}
     if not fresh:
         reason = (
             f"{len(flagged)} flagged dataset(s) already requested at their current generation"
             if flagged
             else "no dataset is flagged for compaction"
         )
-        return dg.SensorResult(skip_reason=reason, cursor=context.cursor)
+        return dg.SensorResult(skip_reason=reason, cursor=json.dumps(requested, sort_keys=True))
     known = set(context.instance.get_dynamic_partitions(DATASETS.name))
     new_partitions = sorted({d.name for d in fresh} - known)
     for d in fresh:

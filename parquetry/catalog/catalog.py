@@ -278,15 +278,28 @@ class Catalog:
         with self._connect() as conn:
             return [r[0] for r in conn.execute(self._q("SELECT name FROM {s}.datasets ORDER BY name"))]
 
-    def flagged_datasets(self, limit: int = 100) -> list[FlaggedDataset]:
-        """Datasets the policy flags and no live lease holds (a partial-index scan: cheap for a sensor)."""
+    def flagged_datasets(
+        self, limit: int = 100, requested: Mapping[str, int] | None = None
+    ) -> list[FlaggedDataset]:
+        """Datasets the policy flags and no live lease holds (a partial-index scan: cheap for a sensor).
+
+        ``requested`` maps dataset names to the generation a caller already acted on (a sensor's
+        cursor); those pairs come last, so that datasets whose compaction keeps failing at one
+        generation cannot fill every ``limit`` and starve datasets flagged after them.
+        """
+        pairs = sorted((requested or {}).items())
+        names, generations = [name for name, _ in pairs], [int(gen) for _, gen in pairs]
         with self._connect() as conn:
             rows = conn.execute(
                 self._q(
-                    "SELECT name, generation FROM {s}.datasets WHERE compaction_needed"
-                    " AND (lease_expires_at IS NULL OR lease_expires_at <= now()) ORDER BY id LIMIT %s"
+                    "SELECT d.name, d.generation FROM {s}.datasets d"
+                    " LEFT JOIN unnest(%s::text[], %s::bigint[]) AS r(name, generation)"
+                    " ON r.name = d.name AND r.generation = d.generation"
+                    " WHERE d.compaction_needed"
+                    " AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())"
+                    " ORDER BY r.name IS NOT NULL, d.id LIMIT %s"
                 ),
-                [limit],
+                [names, generations, limit],
             ).fetchall()
         return [FlaggedDataset(name, int(gen)) for name, gen in rows]
 

@@ -77,6 +77,34 @@ def test_sensor_requests_one_run_per_flagged_dataset_and_none_again_for_the_same
     assert json.loads(third.cursor) == {"alpha": 2, "beta": 1}
 
 
+def test_datasets_already_requested_do_not_starve_those_flagged_after_them(
+    resource: CatalogResource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sensors.compaction.MAX_DATASETS_PER_TICK", 2)
+    for name in ("alpha", "beta", "gamma"):
+        flag(resource, tmp_path, name)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        return compaction_sensor(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources={"catalog": resource})
+        )
+
+    first = tick(None)
+    assert [r.run_key for r in first.run_requests] == ["alpha:1", "beta:1"]
+    # alpha's and beta's runs failed: both stay flagged at generation 1 and would fill every tick
+    second = tick(first.cursor)
+    assert [r.run_key for r in second.run_requests] == ["gamma:1"]
+    assert json.loads(second.cursor) == {"alpha": 1, "beta": 1, "gamma": 1}
+
+    catalog = resource.get_catalog()
+    with catalog._connect() as conn:  # alpha and beta compacted elsewhere: no longer flagged
+        conn.execute(catalog._q("UPDATE {s}.datasets SET compaction_needed = false WHERE name <> 'gamma'"))
+    third = tick(second.cursor)
+    assert third.run_requests == []
+    assert json.loads(third.cursor) == {"gamma": 1}  # the cursor forgets what no longer needs it
+
+
 def test_sensor_skips_before_the_catalog_exists(pg_dsn: str) -> None:
     instance = dg.DagsterInstance.ephemeral()
     result = compaction_sensor(

@@ -139,7 +139,60 @@ def _frame_impl(buf, n, big, offs, lens, codes):
     return k, pos
 
 
+def _scan_impl(buf, n, big, offs, lens, codes, counts, kind, rare):
+    """``_frame_impl`` that also sizes the chunk for the decoder, in the same pass over the headers.
+
+    Counts records by type code into ``counts``; ``kind[code]`` classes a record: 1 one result row
+    (PTR, FTR), 2 MPR (max(RTN_ICNT, RSLT_CNT, 1) rows), 3 part record (PIR, PRR), 0 any other, whose
+    index goes to ``rare``. Returns (records, end of the last, result rows, part rows, rare records).
+    """
+    pos = 0
+    k = 0
+    n_res = 0
+    n_parts = 0
+    n_rare = 0
+    cap = offs.shape[0]
+    while pos + 4 <= n and k < cap:
+        if big:
+            ln = (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
+        else:
+            ln = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
+        if pos + 4 + ln > n:
+            break
+        code = np.int32(buf[pos + 2]) * 256 + np.int32(buf[pos + 3])
+        offs[k] = pos
+        lens[k] = ln
+        codes[k] = code
+        counts[code] += 1
+        c = kind[code]
+        if c == 1:
+            n_res += 1
+        elif c == 2:
+            icnt = np.int64(0)
+            rcnt = np.int64(0)
+            if ln >= 10:
+                icnt = _u2(buf, pos + 12, big)
+            if ln >= 12:
+                rcnt = _u2(buf, pos + 14, big)
+            n_res += max(icnt, rcnt, np.int64(1))
+        elif c == 3:
+            n_parts += 1
+        else:
+            rare[n_rare] = k
+            n_rare += 1
+        pos += 4 + ln
+        k += 1
+    return k, pos, n_res, n_parts, n_rare
+
+
+def _u2(buf, p, big):
+    if big:
+        return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
+    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+
+
 _frame_jit = None
+_scan_jit = None
 
 
 def frame(buf: np.ndarray, n: int, big: bool, offs: np.ndarray, lens: np.ndarray, codes: np.ndarray):
@@ -150,3 +203,14 @@ def frame(buf: np.ndarray, n: int, big: bool, offs: np.ndarray, lens: np.ndarray
 
         _frame_jit = numba.njit(cache=True, nogil=True)(_frame_impl)
     return _frame_jit(buf, n, big, offs, lens, codes)
+
+
+def scan(buf, n, big, offs, lens, codes, counts, kind, rare):
+    """Numba-compiled ``_scan_impl`` (compiled on first use)."""
+    global _scan_jit, _u2
+    if _scan_jit is None:
+        import numba
+
+        _u2 = numba.njit(inline="always", cache=True, nogil=True)(_u2)
+        _scan_jit = numba.njit(cache=True, nogil=True, _nrt=False)(_scan_impl)
+    return _scan_jit(buf, n, big, offs, lens, codes, counts, kind, rare)

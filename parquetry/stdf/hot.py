@@ -131,25 +131,21 @@ MPR_STR_ORDER = (0, 4, 1, 2, 3)
 
 
 def _u2(buf, p, big):
+    q = np.uint64(p)  # unsigned index: numba adds no negative-index fix-up
     if big:
-        return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
-    return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
+        return (np.int64(buf[q]) << 8) | np.int64(buf[q + np.uint64(1)])
+    return np.int64(buf[q]) | (np.int64(buf[q + np.uint64(1)]) << 8)
 
 
 def _u4(buf, p, big):
+    q = np.uint64(p)
+    b0 = np.int64(buf[q])
+    b1 = np.int64(buf[q + np.uint64(1)])
+    b2 = np.int64(buf[q + np.uint64(2)])
+    b3 = np.int64(buf[q + np.uint64(3)])
     if big:
-        return (
-            (np.int64(buf[p]) << 24)
-            | (np.int64(buf[p + 1]) << 16)
-            | (np.int64(buf[p + 2]) << 8)
-            | np.int64(buf[p + 3])
-        )
-    return (
-        np.int64(buf[p])
-        | (np.int64(buf[p + 1]) << 8)
-        | (np.int64(buf[p + 2]) << 16)
-        | (np.int64(buf[p + 3]) << 24)
-    )
+        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+    return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
 
 
 def _i2(buf, p, big):
@@ -284,13 +280,14 @@ def _lookup(kind, num, buf, name_off, name_len, rec, head, site, hs, T_I, h_full
             and T_I[TI_KIND, cand] == kind
             and T_I[TI_NAME_LEN, cand] == name_len
         ):
-            po = T_I[TI_NAME_OFF, cand]
-            same = True
-            for j in range(name_len):
-                if pool[po + j] != buf[name_off + j]:
-                    same = False
-                    break
-            if same:
+            # branch-free over unsigned indices: numba adds no negative-index fix-up, and the loop
+            # compiles to a few wide compares (a byte loop with an early exit cost 15 ns a record)
+            po = np.uint64(T_I[TI_NAME_OFF, cand])
+            no = np.uint64(name_off)
+            diff = np.uint8(0)
+            for j in range(np.uint64(name_len)):
+                diff |= pool[po + j] ^ buf[no + j]
+            if diff == 0:
                 tid = cand
     if tid < 0:
         tid = _find_or_add(kind, num, buf, name_off, name_len, rec, head, site, T_I, h_full, h_num, pool, st)
@@ -322,8 +319,9 @@ def _store_str(buf, off, ln, tid, col, T_I, pool, st):
         T_I[TI_UNITS_LEN + col, tid] = ln
 
 
-def _f4(buf, p, big, tmp):
-    tmp[0] = np.uint32(_u4(buf, p, big))
+def _f4(buf, p, big):
+    """An R*4 field, bit for bit (NaN payloads included)."""
+    return np.uint32(_u4(buf, p, big)).view(np.float32)
 
 
 def _decode_impl(
@@ -350,8 +348,6 @@ def _decode_impl(
     R_F,
     P_I,
 ):
-    tmp = np.zeros(1, np.uint32)
-    tmpf = tmp.view(np.float32)
     for i in range(start, nrec):
         code = codes[i]
         p0 = offs[i] + 4
@@ -378,8 +374,7 @@ def _decode_impl(
                 has_val = p0 + 12 <= end
                 val = np.float32(0)
                 if has_val:
-                    _f4(buf, p0 + 8, big, tmp)
-                    val = tmpf[0]
+                    val = _f4(buf, p0 + 8, big)
                 elif p0 + 8 < end:
                     st[S_PARTIAL] += 1
                 p = min(p0 + 12, end)
@@ -406,8 +401,6 @@ def _decode_impl(
                     _set_defaults(
                         buf,
                         big,
-                        tmp,
-                        tmpf,
                         tid,
                         opt,
                         p_rs,
@@ -427,7 +420,7 @@ def _decode_impl(
                 R_F[RF_VALUE, r] = val
                 R_I[RI_PIN, r] = -1
                 R_I[RI_STAT, r] = -1
-                valid |= _limits(buf, big, tmp, tmpf, tid, opt, p_lo, p_hi, end, T_I, T_F, R_F, r)
+                valid |= _limits(buf, big, tid, opt, p_lo, p_hi, end, T_I, T_F, R_F, r)
             elif code == C_MPR:
                 kind = KIND_MPR
                 if p0 + 8 <= end:
@@ -474,8 +467,6 @@ def _decode_impl(
                     _set_defaults(
                         buf,
                         big,
-                        tmp,
-                        tmpf,
                         tid,
                         opt,
                         p_rs,
@@ -490,10 +481,8 @@ def _decode_impl(
                         st,
                     )
                     if opt >= 0 and (opt & 2) == 0 and p_in + 8 <= end:
-                        _f4(buf, p_in, big, tmp)
-                        T_F[TF_START_IN, tid] = tmpf[0]
-                        _f4(buf, p_in + 4, big, tmp)
-                        T_F[TF_INCR_IN, tid] = tmpf[0]
+                        T_F[TF_START_IN, tid] = _f4(buf, p_in, big)
+                        T_F[TF_INCR_IN, tid] = _f4(buf, p_in + 4, big)
                         T_I[TI_VALID, tid] |= (1 << TF_START_IN) | (1 << TF_INCR_IN)
                     if has_indx:
                         io = st[S_IPOOL]
@@ -510,8 +499,7 @@ def _decode_impl(
                     valid = np.int64(0)
                     pv = p_rslt + 4 * k
                     if k < rcnt and pv + 4 <= end:
-                        _f4(buf, pv, big, tmp)
-                        R_F[RF_VALUE, rr] = tmpf[0]
+                        R_F[RF_VALUE, rr] = _f4(buf, pv, big)
                         valid = np.int64(1)
                     R_I[RI_STAT, rr] = -1
                     if k < icnt and p_stat + k // 2 < end:
@@ -523,7 +511,7 @@ def _decode_impl(
                     elif T_I[TI_INDX_LEN, tid] > k:
                         R_I[RI_PIN, rr] = ipool[T_I[TI_INDX_OFF, tid] + k]
                     if k == 0:
-                        lim_valid = _limits(buf, big, tmp, tmpf, tid, opt, p_lo, p_hi, end, T_I, T_F, R_F, rr)
+                        lim_valid = _limits(buf, big, tid, opt, p_lo, p_hi, end, T_I, T_F, R_F, rr)
                     else:
                         R_F[RF_LO, rr] = R_F[RF_LO, r]
                         R_F[RF_HI, rr] = R_F[RF_HI, r]
@@ -571,7 +559,7 @@ def _decode_impl(
             # common columns
             r0 = st[S_NRES] - nr
             part = open_part[hs]
-            for rr in range(r0, r0 + nr):
+            for rr in range(np.uint64(r0), np.uint64(r0 + nr)):  # unsigned: no negative-index fix-ups
                 R_L[RL_PART, rr] = part
                 R_L[RL_REC, rr] = rec
                 R_I[RI_TEST, rr] = tid
@@ -678,7 +666,7 @@ def _decode_impl(
     return nrec, OK
 
 
-def _set_defaults(buf, big, tmp, tmpf, tid, opt, p_rs, p_lo, p_hi, p_after, end, is_ptr, T_I, T_F, pool, st):
+def _set_defaults(buf, big, tid, opt, p_rs, p_lo, p_hi, p_after, end, is_ptr, T_I, T_F, pool, st):
     """Record the first PTR/MPR of a test as the test's defaults (omitted fields stay missing)."""
     if opt < 0:
         return
@@ -690,12 +678,10 @@ def _set_defaults(buf, big, tmp, tmpf, tid, opt, p_rs, p_lo, p_hi, p_after, end,
     if p_rs + 3 <= end and (opt & 32) == 0:
         T_I[TI_HLM_SCAL, tid] = _i1(buf, p_rs + 2)
     if p_lo + 4 <= end and (opt & 16) == 0 and (opt & 64) == 0:
-        _f4(buf, p_lo, big, tmp)
-        T_F[TF_LO, tid] = tmpf[0]
+        T_F[TF_LO, tid] = _f4(buf, p_lo, big)
         T_I[TI_VALID, tid] |= 1 << TF_LO
     if p_hi + 4 <= end and (opt & 32) == 0 and (opt & 128) == 0:
-        _f4(buf, p_hi, big, tmp)
-        T_F[TF_HI, tid] = tmpf[0]
+        T_F[TF_HI, tid] = _f4(buf, p_hi, big)
         T_I[TI_VALID, tid] |= 1 << TF_HI
     p = p_after
     ncol = 4 if is_ptr else 5
@@ -707,16 +693,14 @@ def _set_defaults(buf, big, tmp, tmpf, tid, opt, p_rs, p_lo, p_hi, p_after, end,
         elif ln == -2:
             st[S_PARTIAL] += 1
     if p + 4 <= end and (opt & 4) == 0:
-        _f4(buf, p, big, tmp)
-        T_F[TF_LO_SPEC, tid] = tmpf[0]
+        T_F[TF_LO_SPEC, tid] = _f4(buf, p, big)
         T_I[TI_VALID, tid] |= 1 << TF_LO_SPEC
     if p + 8 <= end and (opt & 8) == 0:
-        _f4(buf, p + 4, big, tmp)
-        T_F[TF_HI_SPEC, tid] = tmpf[0]
+        T_F[TF_HI_SPEC, tid] = _f4(buf, p + 4, big)
         T_I[TI_VALID, tid] |= 1 << TF_HI_SPEC
 
 
-def _limits(buf, big, tmp, tmpf, tid, opt, p_lo, p_hi, end, T_I, T_F, R_F, r):
+def _limits(buf, big, tid, opt, p_lo, p_hi, end, T_I, T_F, R_F, r):
     """Effective limits of one result; returns validity bits (2: low limit, 4: high limit).
 
     OPT_FLAG bit 6/7: no low/high limit; bit 4/5: the record's limit is invalid, use the test default;
@@ -726,8 +710,7 @@ def _limits(buf, big, tmp, tmpf, tid, opt, p_lo, p_hi, end, T_I, T_F, R_F, r):
     if opt >= 0 and (opt & 64) != 0:
         pass
     elif opt >= 0 and (opt & 16) == 0 and p_lo + 4 <= end:
-        _f4(buf, p_lo, big, tmp)
-        R_F[RF_LO, r] = tmpf[0]
+        R_F[RF_LO, r] = _f4(buf, p_lo, big)
         valid |= 2
     elif (T_I[TI_VALID, tid] >> TF_LO) & 1:
         R_F[RF_LO, r] = T_F[TF_LO, tid]
@@ -735,8 +718,7 @@ def _limits(buf, big, tmp, tmpf, tid, opt, p_lo, p_hi, end, T_I, T_F, R_F, r):
     if opt >= 0 and (opt & 128) != 0:
         pass
     elif opt >= 0 and (opt & 32) == 0 and p_hi + 4 <= end:
-        _f4(buf, p_hi, big, tmp)
-        R_F[RF_HI, r] = tmpf[0]
+        R_F[RF_HI, r] = _f4(buf, p_hi, big)
         valid |= 4
     elif (T_I[TI_VALID, tid] >> TF_HI) & 1:
         R_F[RF_HI, r] = T_F[TF_HI, tid]
@@ -796,7 +778,10 @@ def kernels():
                    "_lookup", "_set_defaults", "_limits")  # fmt: skip
         for name in inlined:
             g[name] = numba.njit(inline="always", **opts)(g[name])
-        _jit["decode"] = numba.njit(**opts)(_decode_impl)
+        # Without the runtime's reference counting: the kernel allocates nothing, and with counting on,
+        # every array handed to an inlined helper costs an atomic increment and decrement per record
+        # (hundreds of them per record, most of the kernel's time before this was turned off).
+        _jit["decode"] = numba.njit(_nrt=False, **opts)(_decode_impl)
         _jit["gather"] = numba.njit(**opts)(_gather_impl)
     return _jit["decode"], _jit["gather"]
 

@@ -50,55 +50,84 @@ PARTITION_FIELDS = ("PART_TYP", "TEST_COD", "LOT_ID")
 
 # Memory: the parser decodes BATCH_RECORDS records at a time; each table's batches are coalesced up to
 # GROUP_ROWS rows (or GROUP_BYTES) per row group, and at most QUEUE_DEPTH groups wait for each writer.
-# With these values a 4-site, 200-PTR-per-part lot peaks near 440 MB RSS whatever its size (about
-# 230 MB of that is numba and pyarrow themselves).
+# With these values a 4-site, 200-PTR-per-part lot peaks near 340 MB RSS whatever its size (324 MB at
+# 30 MB, 338 MB at 150 MB; about 230 MB of that is numba and pyarrow themselves).
 BATCH_RECORDS = 1 << 17
 GROUP_ROWS = 1 << 17
 GROUP_BYTES = 32 << 20
 QUEUE_DEPTH = 1
 
-# Per-table column encodings. In ``results`` (nearly all the bytes) the record ordinal and part sequence
-# rise steadily (delta-packed, about 100x smaller than dictionary pages) and measured values are almost
-# all distinct (a dictionary costs time and grows the file; byte-stream-split compresses them better);
-# small integer columns compress as well or better plain (zstd) as through a dictionary, at half the cost.
-# Measured on a 4-site, 200-PTR-per-part lot: the results table writes in half the CPU time.
+# Per-table Parquet layout, measured column by column on a 4-site, 200-PTR-per-part lot (2 cores, CPU
+# time per result row). Parquet encoding is most of the cost of an ingestion, so ``results`` (nearly all
+# the rows) is tuned column by column:
+# * the record ordinal and part sequence rise steadily: delta-packed (about 100x smaller than dictionary
+#   pages, 8 instead of 77 ns per row for ``rec_index``);
+# * measured values are almost all distinct: byte-stream-split (a dictionary costs 70-100 ns per row
+#   and grows the file);
+# * LZ4 rather than zstd for the whole table: 20 instead of 30 ns per row on the values (zstd level 3:
+#   45) for 7-10% more bytes on the values, measured on this lot and on the V93000 and J750 samples;
+#   the other columns (deltas, dictionaries, flags) are a few KB either way;
+# * statistics stay on every column although they cost 17 ns per row (10 of them on the three dictionary
+#   columns): compaction copies row groups byte for byte only when every column chunk has them, and
+#   re-encoding at compaction costs far more;
+# * columns that are never null are declared so in the schema (``tables.TABLE_SCHEMAS``): a nullable
+#   column costs about 5 ns per row in definition levels even when it holds no null.
+# Together: 75-90 instead of 330 ns per result row; the results file is about 15% bigger than with
+# zstd level 3 everywhere (3.9 instead of 3.4 MB for a 30 MB lot).
 COLUMN_ENCODING: dict[str, dict[str, str]] = {
     "results": {"rec_index": "DELTA_BINARY_PACKED", "part_seq": "DELTA_BINARY_PACKED",
-                "value": "BYTE_STREAM_SPLIT", "test_num": "PLAIN", "head_num": "PLAIN", "site_num": "PLAIN",
-                "test_flg": "PLAIN"},
+                "value": "BYTE_STREAM_SPLIT", "test_num": "PLAIN", "test_id": "PLAIN", "head_num": "PLAIN",
+                "site_num": "PLAIN", "test_flg": "PLAIN", "parm_flg": "PLAIN", "pin_index": "PLAIN",
+                "rtn_stat": "PLAIN", "lo_limit": "PLAIN", "hi_limit": "PLAIN"},
     "parts": {"part_seq": "DELTA_BINARY_PACKED", "pir_rec_index": "DELTA_BINARY_PACKED",
               "prr_rec_index": "DELTA_BINARY_PACKED"},
 }  # fmt: skip
+# Codec of a table, in place of the options' codec when that is zstd (the default).
+TABLE_CODEC: dict[str, str] = {"results": "lz4"}
+# Values pyarrow encodes per internal step (its default: 1024); 64 Ki costs 7% less on ``results``.
+TABLE_WRITE_BATCH: dict[str, int] = {"results": 1 << 16}
 
 
 @dataclass(frozen=True)
 class _TableParquetOptions(ParquetOptions):
-    """``ParquetOptions`` plus per-column encodings; the columns so encoded are left out of the
-    dictionary (Parquet allows one or the other)."""
+    """``ParquetOptions`` plus per-column encodings, a table codec and pyarrow's write batch size; the
+    columns given an encoding are left out of the dictionary (Parquet allows one or the other)."""
 
     column_encoding: tuple[tuple[str, str], ...] = ()
+    codec: str | None = None
+    write_batch: int | None = None
 
     def writer_kwargs(self, schema: pa.Schema | None = None) -> dict[str, Any]:
         kwargs = super().writer_kwargs(schema)
-        if self.column_encoding and schema is not None:
-            encoded = dict(self.column_encoding)
+        if schema is None:
+            return kwargs
+        if self.column_encoding:
+            encoded = {**kwargs.get("column_encoding", {}), **dict(self.column_encoding)}
             dictionary = kwargs["use_dictionary"]
             if dictionary is True:
                 dictionary = schema.names
             if dictionary is not False:
                 kwargs["use_dictionary"] = [c for c in dictionary if c not in encoded]
             kwargs["column_encoding"] = encoded
+        if self.codec is not None and str(self.compression).lower() == "zstd":
+            kwargs["compression"] = self.codec
+            kwargs.pop("compression_level", None)
+        if self.write_batch is not None:
+            kwargs["write_batch_size"] = self.write_batch
         return kwargs
 
 
 def table_options(table: str, schema: pa.Schema, options: ParquetOptions) -> ParquetOptions:
-    """``options`` with the table's column encodings (see ``COLUMN_ENCODING``)."""
+    """``options`` with the table's column layout (see ``COLUMN_ENCODING`` and what follows it)."""
     encoding = COLUMN_ENCODING.get(table)
     if not encoding:
         return options
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(ParquetOptions)}
     return _TableParquetOptions(
-        **fields, column_encoding=tuple((c, e) for c, e in encoding.items() if c in schema.names)
+        **fields,
+        column_encoding=tuple((c, e) for c, e in encoding.items() if c in schema.names),
+        codec=TABLE_CODEC.get(table),
+        write_batch=TABLE_WRITE_BATCH.get(table),
     )
 
 

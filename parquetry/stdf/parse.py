@@ -26,16 +26,18 @@ from parquetry.stdf import tables as T
 from parquetry.stdf.columnar import decode_columns
 from parquetry.stdf.decode import decode_record
 from parquetry.stdf.errors import StdfFormatError, StdfWarning
-from parquetry.stdf.framing import byte_order_from_far, frame, open_stream
+from parquetry.stdf.framing import byte_order_from_far, frame, open_stream, scan
 from parquetry.stdf.spec import BY_CODE, CODE_OF, NAME_OF_CODE, RECORDS
 
-DEFAULT_BLOCK_BYTES = 32 << 20
+DEFAULT_BLOCK_BYTES = 8 << 20  # reused from block to block: a bigger one costs page faults, not speed
 DEFAULT_BATCH_RECORDS = 1 << 18
 MAX_RECORD = 4 + 65535
 
-_HOT = np.zeros(65536, np.bool_)
-_HOT[list(H.HOT_CODES)] = True
-_C_MPR = H.C_MPR
+# How ``framing.scan`` classes a record for the hot kernel (0: decoded elsewhere).
+_KIND = np.zeros(65536, np.uint8)
+_KIND[[H.C_PTR, H.C_FTR]] = 1
+_KIND[H.C_MPR] = 2
+_KIND[[H.C_PIR, H.C_PRR]] = 3
 
 
 class _Reader:
@@ -248,14 +250,18 @@ def _parse(stream, name, compression, file_id, sha256, batch_records, block_byte
     offs = np.empty(batch_records, np.int64)
     lens = np.empty(batch_records, np.int64)
     codes = np.empty(batch_records, np.int32)
+    rare = np.empty(batch_records, np.int64)
     pos = 0
     while True:
-        k, used = frame(buf[pos:n], n - pos, big, offs, lens, codes)
+        k, used, n_res, n_parts, n_rare = scan(
+            buf[pos:n], n - pos, big, offs, lens, codes, fs.counts, _KIND, rare
+        )
         if k:
             sub = buf[pos:n]
             yield from _chunk(
-                fs, state, outs, decode, gather, sub, base + pos, offs[:k], lens[:k], codes[:k], big
-            )
+                fs, state, outs, decode, gather, sub, base + pos, offs[:k], lens[:k], codes[:k], big,
+                n_res, n_parts, rare[:n_rare],
+            )  # fmt: skip
             pos += used
             continue
         # no complete record left in the buffer: carry the remainder to the front and read on
@@ -351,31 +357,10 @@ class _Outputs:
         return self.arrays
 
 
-def _mpr_extra_rows(sub, offs, lens, codes, big) -> int:
-    """Rows beyond one that the chunk's MPRs expand to: max(RTN_ICNT, RSLT_CNT, 1) - 1 each."""
-    idx = np.nonzero(codes == _C_MPR)[0]
-    if not len(idx):
-        return 0
-    o = offs[idx] + 4
-    ln = lens[idx]
-
-    def u2(at: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        a = sub[np.where(ok, at, 0)].astype(np.int64)
-        b = sub[np.where(ok, at + 1, 0)].astype(np.int64)
-        return np.where(ok, (a << 8 | b) if big else (a | b << 8), 0)
-
-    icnt = u2(o + 8, ln >= 10)
-    rcnt = u2(o + 10, ln >= 12)
-    return int(np.sum(np.maximum(np.maximum(icnt, rcnt), 1) - 1))
-
-
-def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, big):
+def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, big, n_res, n_parts, rare):
+    """Decode one framed chunk (``scan`` counted its records, sized it, and listed its ``rare`` ones)."""
     k = len(codes)
     rec_base = fs.records
-    fs.counts += np.bincount(codes, minlength=65536)
-    is_hot = _HOT[codes]
-    n_res = int(np.count_nonzero(is_hot)) + _mpr_extra_rows(sub, offs, lens, codes, big)
-    n_parts = int(np.count_nonzero((codes == H.C_PIR) | (codes == H.C_PRR)))
     R_L, R_I, R_F = outs.ensure(n_res)
     P_I = np.zeros((H.N_PI, n_parts), np.int64)
     state.st[H.S_NRES] = 0
@@ -390,19 +375,25 @@ def _chunk(fs, state, outs, decode, gather, sub, sub_base, offs, lens, codes, bi
         if status == H.OK:
             break
         state.grow()
+    if state.st[H.S_NRES] > n_res or state.st[H.S_NPARTS] > n_parts:  # the kernel checks no bounds
+        raise RuntimeError(
+            f"{fs.name}: decoder wrote {int(state.st[H.S_NRES])} result / {int(state.st[H.S_NPARTS])} part "
+            f"rows into room for {n_res} / {n_parts}"
+        )
     # the summary records, vectorised per type
     vector_batches = []
-    is_vec = _VECTOR[codes]
+    rare_codes = codes[rare]
+    is_vec = _VECTOR[rare_codes]
     if is_vec.any():
-        for code in np.unique(codes[is_vec]).tolist():
-            idx = np.nonzero(codes == code)[0]
+        for code in np.unique(rare_codes[is_vec]).tolist():
+            idx = rare[rare_codes == code]
             batch_fn = _summary_batch if code in _SUMMARY_CODES else _other_batch
             vector_batches.append(
                 batch_fn(fs, gather, int(code), sub, offs[idx], lens[idx], rec_base + idx, big, sub_base)
             )
     # the rare records, in Python
     out: dict[str, list] = {t: [] for t in ("bins", "test_summaries", "part_counts", "records_other")}
-    for i in np.nonzero(~(is_hot | is_vec))[0].tolist():
+    for i in rare[~is_vec].tolist():
         o = int(offs[i])
         _route_other(
             fs, int(codes[i]), rec_base + i, sub_base + o, bytes(sub[o + 4 : o + 4 + int(lens[i])]), big, out

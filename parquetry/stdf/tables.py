@@ -33,6 +33,12 @@ def _schema(*cols: tuple[str, pa.DataType]) -> pa.Schema:
     return pa.schema([pa.field(n, t) for n, t in cols])
 
 
+def _not_null(never_null: tuple[str, ...], *cols: tuple[str, pa.DataType]) -> pa.Schema:
+    """A schema whose columns ``never_null`` are declared non-nullable: Parquet then stores no
+    definition levels for them (about 5 ns per row and column of writing time on the biggest table)."""
+    return pa.schema([pa.field(n, t, nullable=n not in never_null) for n, t in cols])
+
+
 MIR_COLUMNS = [
     ("setup_t", u32), ("start_t", u32), ("stat_num", u8), ("mode_cod", s), ("rtst_cod", s), ("prot_cod", s),
     ("burn_tim", u16), ("cmod_cod", s), ("lot_id", s), ("part_typ", s), ("node_nam", s), ("tstr_typ", s),
@@ -70,7 +76,8 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
         ("rtn_indx", pa.list_(u16)), ("first_rec_index", i64), ("first_head_num", u8),
         ("first_site_num", u8), ("result_count", i64),
     ),
-    "results": _schema(
+    "results": _not_null(
+        ("file_id", "rec_index", "rec_type", "test_id", "test_num", "head_num", "site_num"),
         ("file_id", ds), ("part_seq", i64), ("rec_index", i64), ("rec_type", ds), ("test_id", i32),
         ("test_num", u32), ("test_txt", ds), ("head_num", u8), ("site_num", u8), ("value", f32),
         ("test_flg", u8), ("parm_flg", u8), ("pin_index", u16), ("rtn_stat", u8), ("lo_limit", f32),
@@ -139,16 +146,48 @@ def strings_from(
     )
 
 
+def pooled(values: np.ndarray, dtype) -> pa.Buffer:
+    """A copy of ``values`` (cast to ``dtype``) in memory from pyarrow's pool.
+
+    Why not numpy: every chunk's columns are big, fresh allocations that live on in the writer's queue,
+    so numpy's allocator keeps mapping new pages and returning them to the system, and each new page
+    costs a fault (measured: 40 ns per result row to build a batch). pyarrow's pool (mimalloc or
+    jemalloc) keeps freed pages for the next chunk: 7 ns per row.
+    """
+    dt = np.dtype(dtype)
+    buffer = pa.allocate_buffer(len(values) * dt.itemsize)
+    np.copyto(np.frombuffer(buffer, dt), values, casting="unsafe")
+    return buffer
+
+
 def _col(values: np.ndarray, typ: pa.DataType, null: np.ndarray | None = None) -> pa.Array:
-    """A column from a copy of ``values`` (never a view: output arrays are reused)."""
-    arr = values.astype(typ.to_pandas_dtype())
+    """A column from a copy of ``values`` (never a view: output arrays are reused).
+
+    Built from buffers: the copy in the column's type becomes the data buffer as is, and the validity
+    bitmap is packed only when there is a null (three times cheaper than ``pa.array(..., mask=)``).
+    """
+    data = pooled(values, typ.to_pandas_dtype())
+    bitmap = None
     if null is not None and null.any():
-        return pa.array(arr, type=typ, mask=null)
-    return pa.array(arr, type=typ)
+        bitmap = pa.py_buffer(np.packbits(~null, bitorder="little"))
+    return pa.Array.from_buffers(typ, len(values), [bitmap, data])
 
 
 def const_dict(value: str, n: int) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], s))
+    return _dict(_zeros_i32(n), pa.array([value], s))
+
+
+def _zeros_i32(n: int) -> pa.Buffer:
+    buffer = pa.allocate_buffer(4 * n)
+    np.frombuffer(buffer, np.int32)[:] = 0
+    return buffer
+
+
+def _dict(indices: pa.Buffer, dictionary: pa.Array) -> pa.DictionaryArray:
+    """Dictionary column over int32 ``indices`` (owned by the column: never a view of a reused
+    array), which the kernel guarantees in range (no per-row check)."""
+    idx = pa.Array.from_buffers(i32, indices.size // 4, [None, indices])
+    return pa.DictionaryArray.from_arrays(idx, dictionary, safe=False)
 
 
 def results_batch(
@@ -159,15 +198,15 @@ def results_batch(
     ri = R_I[:, :m]
     rf = R_F[:, :m]
     valid = ri[H.RI_VALID]
-    test_ids = ri[H.RI_TEST].copy()
+    test_ids = pooled(ri[H.RI_TEST], np.int32)
     cols = [
         const_dict(file_id, m),
         _col(rl[H.RL_PART], i64, rl[H.RL_PART] < 0),
         _col(rl[H.RL_REC], i64),
-        pa.DictionaryArray.from_arrays(pa.array(ri[H.RI_KIND].astype(np.int32)), REC_TYPE_NAMES),
-        pa.array(test_ids, i32),
+        _dict(pooled(ri[H.RI_KIND], np.int32), REC_TYPE_NAMES),
+        pa.Array.from_buffers(i32, m, [None, test_ids]),
         _col(ri[H.RI_NUM].view(np.uint32), u32),
-        pa.DictionaryArray.from_arrays(pa.array(test_ids), names),
+        _dict(test_ids, names),
         _col(ri[H.RI_HEAD], u8),
         _col(ri[H.RI_SITE], u8),
         _col(rf[H.RF_VALUE], f32, (valid & 1) == 0),

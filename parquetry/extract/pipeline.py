@@ -185,9 +185,11 @@ def run_extraction(
         board = ChunkBoard(run_dir, len(plan.tasks), options.staging_budget_bytes, options.chunk_bytes)
         readers: list[str] = []
         read_end: list[float] = []
+        read_cpu: list[float] = []  # CPU seconds of each reader thread
 
         def produce() -> None:
             reader: CopyReader | None = None
+            cpu_start = time.thread_time()
             try:
                 while (index := board.take_task()) is not None:
                     task = plan.tasks[index]
@@ -216,6 +218,7 @@ def run_extraction(
                 if reader is not None:
                     reader.close()
                 read_end.append(time.perf_counter())
+                read_cpu.append(time.thread_time() - cpu_start)
 
         for worker in range(stats.workers):
             thread = threading.Thread(
@@ -240,6 +243,7 @@ def run_extraction(
         stats.reader = "+".join(sorted(set(readers))) if readers else "none"
         stats.peak_staged_bytes = board.peak
         stats.timings["read_s"] = (max(read_end) if read_end else t_plan) - t_plan
+        stats.timings["read_cpu_s"] = sum(read_cpu)
         stats.timings["wall_s"] = time.perf_counter() - wall0
         stats.client_cpu_s = time.process_time() - cpu0
         return ExtractRun(plan, stats, result)

@@ -31,7 +31,10 @@ from parquetry.extract.framing import CUT, NEED_MORE, OTHER, OUT_FULL, strip_cop
 from parquetry.extract.staging import COPY_SIGNATURE, COPY_TRAILER, ChunkWriter
 
 READERS = ("auto", "socket", "psycopg")
-_BLOCK = 4 << 20
+_BLOCK = 1 << 20  # receive buffer; grows for a message larger than it
+# The socket reader asks the kernel to wake it only once this much has arrived, or after _LOW_WAIT_S.
+_LOW_WATER = 256 << 10
+_LOW_WAIT_S = 0.002
 
 
 class CopyReader(Protocol):
@@ -81,6 +84,23 @@ class _HeaderState:
         return payload[start:]
 
 
+def _set_low_water(sock: socket.socket, nbytes: int) -> int:
+    """Ask the kernel to report the socket readable only once ``nbytes`` are waiting (SO_RCVLOWAT).
+
+    The server sends the COPY stream in pieces of a few tens of kilobytes: woken for each, the reader
+    spends more CPU on wake-ups, system calls and its Python loop than on the bytes (measured: about
+    3,000 wake-ups for 78 MB). Returns the mark set, or 0 where the platform has no such option.
+    """
+    option = getattr(socket, "SO_RCVLOWAT", None)
+    if option is None:
+        return 0
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, option, nbytes)
+    except OSError:
+        return 0
+    return nbytes
+
+
 def _error_fields(body: memoryview, encoding: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     data = bytes(body)
@@ -111,7 +131,9 @@ class SocketCopyReader:
         self.stop = stop
         self.encoding = conn.info.encoding or "utf-8"
         self.sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
-        self.sock.settimeout(0.5)  # wake up to notice a stop request
+        self.low_water = _set_low_water(self.sock, _LOW_WATER)
+        # wake up to notice a stop request (and, with a low-water mark, to take a short tail)
+        self.sock.settimeout(_LOW_WAIT_S if self.low_water else 0.5)
         self.buf = np.empty(block_bytes, dtype=np.uint8)
         self.out = np.empty(block_bytes, dtype=np.uint8)
         self.pos = 0
@@ -148,7 +170,14 @@ class SocketCopyReader:
             try:
                 n = self.sock.recv_into(view)
             except TimeoutError:
-                continue
+                if not self.low_water:
+                    continue
+                # Less than the low-water mark came within the wait (the end of a COPY, a slow
+                # server): take what there is without waiting.
+                try:
+                    n = os.readv(self.sock.fileno(), [view])
+                except BlockingIOError:
+                    continue
             if n == 0:
                 raise ProtocolError(f"{self.source}: the server closed the connection during COPY")
             self.end += n
@@ -168,6 +197,8 @@ class SocketCopyReader:
             self._fill()
         kind = chr(self.buf[self.pos])
         (length,) = struct.unpack_from("!I", self.buf, self.pos + 1)
+        if length < 4:
+            raise ProtocolError(f"{self.source}: protocol message {kind!r} with length {length}")
         total = length + 1
         if total > self.buf.shape[0]:
             self._grow(max(total, self.buf.shape[0] * 2))

@@ -1,10 +1,15 @@
 """The exact PostgreSQL COPY BINARY -> Arrow decoder (CPU, numba).
 
-Pass 1 (``kernels.scan_rows``) walks the rows exactly as the format defines them: a 16-bit field count
-per row, a 32-bit length per field (-1 = NULL) and the -1 trailer; nothing is guessed from the data, so
-text that happens to look like a row header cannot shift anything. It records each field's offset and
-length. Pass 2 (``columns.decode_columns``) turns the slices into Arrow arrays: the common scalar
-types in one row-major gather, the others (arrays, ranges, composites, rare scalars) column by column.
+The rows are walked exactly as the format defines them: a 16-bit field count per row, a 32-bit length
+per field (-1 = NULL) and the -1 trailer; nothing is guessed from the data, so text that happens to look
+like a row header cannot shift anything.
+
+The default (``one_pass=True``) is ``rowkernel.decode_rows``: one walk over the stream that writes every
+field of a row straight into its column's final buffer (see ``rows.py``); only columns of rarer types
+(arrays, ranges, composites, intervals...) are recorded as slices and decoded per column at the end of
+the batch. ``one_pass=False`` keeps the two-pass decoder it replaced, as a reference: pass 1
+(``kernels.scan_rows``) records each field's offset and length, pass 2 (``columns.decode_columns``)
+gathers the columns from them. Both give identical batches (a property test holds them to it).
 
 ``CopyDecoder`` is streaming: ``feed`` takes any split of the stream, keeps at most one batch of input
 (``batch_rows`` rows or about ``batch_bytes`` bytes, plus one partial row) and returns the batches that
@@ -44,6 +49,7 @@ class CopyDecoder:
         source: str = "",
         batch_rows: int = 65536,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        one_pass: bool = True,
     ) -> None:
         if batch_rows < 1 or batch_bytes < 1:
             raise ValueError("batch_rows and batch_bytes must be positive")
@@ -56,19 +62,24 @@ class CopyDecoder:
         self.batch_bytes = batch_bytes
         self._types = [c.type for c in self.columns]
         # numba loads here, not at import: importing Parquetry's code location must stay cheap.
-        from parquetry.pgcopy import columns, kernels
+        from parquetry.pgcopy import columns, kernels, rows
 
         self._k = kernels
         self._cols = columns
         ncols = len(self.columns)
+        self._one = rows.RowColumns(self._types, batch_rows) if one_pass else None
+        # Without slice columns the one-pass decoder keeps no input: only a partial row is pending.
+        self._keeps_input = self._one is None or self._one.keeps_input
+        self._batch_first = 0  # stream offset where the pending batch's first row starts
         self._buf = bytearray()
         self._base = 0  # stream offset of self._buf[0]
         self._scan = 0  # position in the buffer where the next unparsed row starts
         self._batch_pos = 0  # position where the pending batch's first row starts
         self._rows = 0  # rows parsed into the pending batch
         self._rows_done = 0  # rows already emitted
-        self._offs = np.empty((ncols, batch_rows), dtype=np.int64)  # [column, row]
-        self._lens = np.empty((ncols, batch_rows), dtype=np.int32)
+        index_rows = batch_rows if self._one is None else 1
+        self._offs = np.empty((ncols, index_rows), dtype=np.int64)  # [column, row]
+        self._lens = np.empty((ncols, index_rows), dtype=np.int32)
         self._header_done = False
         self._trailer_at: int | None = None  # stream offset of the trailer once seen
         self._finished = False
@@ -136,7 +147,10 @@ class CopyDecoder:
         else:
             self._buf = bytearray(memoryview(work)[keep:])
         if keep:
-            self._offs[:, : self._rows] -= keep
+            if self._one is None:
+                self._offs[:, : self._rows] -= keep
+            else:
+                self._one.rebase(self._rows, keep)
             self._base += keep
             self._scan -= keep
             self._batch_pos = 0
@@ -158,18 +172,28 @@ class CopyDecoder:
         if len(buf) < HEADER_FIXED + ext:
             return False
         self._scan = self._batch_pos = HEADER_FIXED + ext
+        self._batch_first = self._base + self._scan
         self._header_done = True
         return True
 
     def _scan_more(self, arr: np.ndarray) -> int:
-        stop_pos = self._batch_pos + self.batch_bytes
-        rows, pos, status, bad, bad_pos = self._k.scan_rows(
-            arr, self._scan, len(arr), len(self.columns), self._offs, self._lens,
-            self._rows, self.batch_rows, stop_pos,
-        )  # fmt: skip
+        stop_pos = self._batch_first - self._base + self.batch_bytes
+        if self._one is not None:
+            rows, pos, status, bad, bad_pos, detail = self._one.decode(
+                arr, self._scan, len(arr), self._rows, stop_pos, self._value_error
+            )
+            if status == self._k.SCAN_BAD_FIELD_COUNT:
+                bad = detail
+        else:
+            rows, pos, status, bad, bad_pos = self._k.scan_rows(
+                arr, self._scan, len(arr), len(self.columns), self._offs, self._lens,
+                self._rows, self.batch_rows, stop_pos,
+            )  # fmt: skip
         row_no = self.rows + int(rows) + 1
         self._rows += int(rows)
         self._scan = int(pos)
+        if not self._keeps_input:
+            self._batch_pos = self._scan
         if status == self._k.SCAN_TRAILER:
             self._trailer_at = self._base + int(pos) - 2
             if len(arr) > pos:
@@ -189,11 +213,18 @@ class CopyDecoder:
             )
         return int(status)
 
+    def _value_error(self, row: int, buf_pos: int, column: int, reason: str) -> CopyFormatError:
+        """A bad value found by the one-pass kernel: row ``row`` of the pending batch."""
+        return self._error(reason, buf_pos, row=self._rows_done + row + 1, column=self.columns[column].name)
+
     def _emit(self, arr: np.ndarray) -> pa.RecordBatch:
         n = self._rows
         first_row = self._rows_done + 1
         contexts = [self._cols.Context(self.source, col.name, first_row, self._base) for col in self.columns]
-        arrays = self._cols.decode_columns(arr, self._offs, self._lens, n, self._types, contexts)
+        if self._one is not None:
+            arrays = self._one.emit(arr, n, contexts)
+        else:
+            arrays = self._cols.decode_columns(arr, self._offs, self._lens, n, self._types, contexts)
         if arrays:
             batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         else:
@@ -201,6 +232,7 @@ class CopyDecoder:
         self._rows_done += n
         self._rows = 0
         self._batch_pos = self._scan
+        self._batch_first = self._base + self._scan
         return batch
 
     def _truncation_error(self) -> CopyFormatError:
@@ -237,9 +269,10 @@ def decode_copy_binary(
     columns: Sequence[PgColumn],
     source: str = "",
     batch_rows: int = 65536,
+    one_pass: bool = True,
 ) -> pa.Table:
     """Decode one complete COPY BINARY stream into a Table."""
-    decoder = CopyDecoder(columns, source=source, batch_rows=batch_rows)
+    decoder = CopyDecoder(columns, source=source, batch_rows=batch_rows, one_pass=one_pass)
     batches = decoder.feed(data)
     batches += decoder.finish()
     return pa.Table.from_batches(batches, schema=decoder.schema)

@@ -65,6 +65,10 @@ def test_sample_database_tables_materialize_end_to_end(pg_dsn, tmp_path):
         assert mat.metadata["parquetry/files"].value == len(files)
         assert mat.metadata["parquetry/engine"].value == "cpu"
         assert set(mat.metadata["parquetry/stage_seconds"].value) >= {"read_s", "decode_s", "write_s"}
+        # the storage resource leaves extraction's measured encoding in place: delta integers, zstd 1
+        column = pq.ParquetFile(files[0]).metadata.row_group(0).column(0)
+        assert (column.compression, "DELTA_BINARY_PACKED" in column.encodings) == ("ZSTD", True)
+        assert mat.metadata["compression"].value == "zstd level 1"
 
     day = "2024-05-10"
     result = dg.materialize([by_name["orders"]], resources=resources, partition_key=day)

@@ -69,3 +69,12 @@ def test_payloads_come_out_whole_and_in_order(rows, cuts, room, out_size):
     assert emitted_rows == len(rows)
     assert stream[pos : pos + 7] == message(b"d", b"\xff\xff")  # stopped at the trailer
     assert b"".join(b"".join(c) for c in chunks) == b"".join(rows)
+
+
+def test_a_copy_data_length_below_its_own_header_is_left_to_python():
+    good = message(b"d", b"\x00\x01abc")
+    bad = b"d" + struct.pack("!I", 3) + b"\x00" * 8
+    buf = np.frombuffer(good + bad, dtype=np.uint8)
+    out = np.empty(64, dtype=np.uint8)
+    pos, nbytes, rows, status = strip_copy_data(buf, 0, len(buf), out, 64)
+    assert (pos, nbytes, rows, status) == (len(good), 5, 1, OTHER)

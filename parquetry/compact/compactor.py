@@ -4,13 +4,15 @@ One run over one dataset:
 
 1. take the dataset's lease (a crashed run blocks it for at most the lease's time to live);
 2. read the live file set from the catalog (never by listing a prefix) and the footers of the files that
-   are not healthy; plan (:mod:`parquetry.compact.plan`);
+   are not healthy (a few at a time; each is parsed once); plan (:mod:`parquetry.compact.plan`);
 3. merge the inputs' schemas (:mod:`parquetry.compact.schema_merge`) and stream row groups into outputs
-   named after the plan's hash, each published atomically by :meth:`Storage.write_parquet`; memory holds
-   about one output row group;
-4. verify: read every output back and compare row count, per-column null counts and an order-independent
-   row hash with those of every input row group (each read exactly once), and check every column chunk
-   has statistics;
+   named after the plan's hash, each published atomically through :meth:`Storage.publishing`
+   (:mod:`parquetry.compact.writer`). Input files are decoded by a small thread pool while the previous
+   row group is hashed and the one before is encoded (:mod:`parquetry.compact.reader`); memory holds a
+   few output row groups;
+4. verify: read every re-encoded output back from storage and compare row count, per-column null counts
+   and an order-independent row hash with those of every input row group (each read exactly once), and
+   check every column chunk has statistics; the output's etag is hashed from the same read-back;
 5. commit the swap in one catalog transaction, fenced by the lease token. Inputs are deleted later, after
    a grace period, by :func:`parquetry.compact.cleanup.cleanup`.
 
@@ -24,12 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,37 +39,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from parquetry.catalog import Catalog, CatalogError, LiveFile
+from parquetry.compact.errors import CompactionError, VerificationError
 from parquetry.compact.faults import fault_point
-from parquetry.compact.plan import (
-    Plan,
-    PlanConfig,
-    PlanInput,
-    PlannedFile,
-    PlannedRowGroup,
-    Slice,
-    plan_compaction,
-)
+from parquetry.compact.plan import Plan, PlanConfig, PlanInput, PlannedFile, plan_compaction
+from parquetry.compact.reader import RowGroupReader, read_footers
 from parquetry.compact.rowgroup_copy import (
     RowGroupCopyError,
     SourceFooter,
     copy_row_groups,
     read_source_footer,
 )
-from parquetry.compact.schema_merge import SchemaMergeError, conform, merge_schemas
-from parquetry.compact.verify import RowDigest
+from parquetry.compact.schema_merge import SchemaMergeError, merge_schemas
+from parquetry.compact.verify import RowDigest, warm_up
+from parquetry.compact.writer import read_back, write_row_groups
 from parquetry.storage import ParquetOptions, Storage, WrittenFile
 
+__all__ = ["CompactionError", "CompactionResult", "CompactionSettings", "Compactor", "VerificationError"]
+
 StorageFactory = Callable[[str], Storage]
-PREFETCH = 2  # assembled row groups waiting for the writer
-THREADED_READ_ROWS = 1 << 17
-
-
-class CompactionError(RuntimeError):
-    """A compaction stopped before committing; the dataset is unchanged."""
-
-
-class VerificationError(CompactionError):
-    """The outputs do not hold exactly the inputs' rows."""
+VERIFY_THREADS = 2  # DuckDB threads hashing the read-back outputs (the run's last CPU-bound stage)
 
 
 @dataclass(frozen=True)
@@ -81,6 +70,13 @@ class CompactionSettings:
     lease_ttl_s: float = 900.0
     force: bool = False  # rewrite files the policy calls healthy too
     copy_row_groups: bool = True  # outputs made only of healthy row groups are copied byte for byte
+    # Dictionary pages on string and binary columns only ("auto", see ParquetOptions): on fixed-width
+    # columns of many distinct values pyarrow builds a dictionary only to abandon it, a quarter of the
+    # encoding CPU for no smaller file.
+    use_dictionary: bool | str | tuple[str, ...] = "auto"
+    # Integer and temporal columns (without a dictionary) written DELTA_BINARY_PACKED: smaller and
+    # cheaper to encode and decode than plain for keys, timestamps and dates (see compact.writer).
+    delta_integers: bool = True
 
 
 @dataclass
@@ -136,7 +132,8 @@ class Compactor:
     def run(self, dataset: str) -> CompactionResult:
         started = time.perf_counter()
         lease = self.catalog.acquire_lease(dataset, self.owner, self.settings.lease_ttl_s)
-        published: list[WrittenFile] = []
+        renewed = time.monotonic()
+        written_paths: list[str] = []  # every output published so far: removed if the run fails
         commit_sent = False
         storage: Storage | None = None
         try:
@@ -144,7 +141,8 @@ class Compactor:
             storage = self.storage_factory(snapshot.storage_uri)
             by_path = {f.path: f for f in snapshot.files}
             schemas: dict[str, pa.Schema] = {}
-            plan_inputs = self._plan_inputs(storage, snapshot.files, schemas)
+            footers: dict[str, pq.FileMetaData] = {}
+            plan_inputs = self._plan_inputs(storage, snapshot.files, schemas, footers)
             plan = plan_compaction(plan_inputs, self.plan_config(), self._healthy_predicate(by_path))
             before = _totals(snapshot.files)
             if plan.empty:
@@ -163,6 +161,10 @@ class Compactor:
                 )
             target = self._merged_schema(storage, plan, schemas)
             copies = self._copyable_outputs(storage, plan, target, schemas)
+            if len(copies) < len(plan.outputs):
+                # The digests' DuckDB database takes tens of milliseconds to create: do it while the
+                # first row groups are read.
+                threading.Thread(target=warm_up, name="parquetry-compact-warm-up", daemon=True).start()
             skip = {
                 (s.input_index, s.row_group)
                 for n in copies
@@ -170,8 +172,10 @@ class Compactor:
                 for s in rg.slices
             }
             input_digest = RowDigest()
-            reader = _RowGroupReader(storage, plan, target, input_digest, skip)
+            reader = RowGroupReader(storage, plan, target, input_digest, skip, footers)
             copied = {"files": 0, "row_groups": 0, "chunk_bytes": 0}
+            byte_copies: dict[int, WrittenFile] = {}
+            reencoded: dict[int, tuple[str, int, int]] = {}  # output -> (path, rows, row groups)
             try:
                 for n, planned in enumerate(plan.outputs):
                     if n in copies:
@@ -179,23 +183,32 @@ class Compactor:
                             written, info = copy_row_groups(storage, planned.path, copies[n])
                         except RowGroupCopyError as exc:
                             raise CompactionError(str(exc)) from exc
+                        written_paths.append(written.path)
                         copied["files"] += 1
                         copied["row_groups"] += info["row_groups"]
                         copied["chunk_bytes"] += info["chunk_bytes"]
-                        published.append(written)
+                        byte_copies[n] = written
                     else:
-                        published.append(self._write(storage, planned, reader, target))
-                    self.catalog.renew_lease(dataset, lease.token, self.settings.lease_ttl_s)
+                        rows, groups = self._write(storage, planned, reader, target)
+                        written_paths.append(planned.path)
+                        reencoded[n] = (planned.path, rows, groups)
+                    if time.monotonic() - renewed >= self.settings.lease_ttl_s / 3:
+                        # Only a long run renews (one round trip per third of the lease's life, not
+                        # one per output); the commit checks the lease again anyway.
+                        self.catalog.renew_lease(dataset, lease.token, self.settings.lease_ttl_s)
+                        renewed = time.monotonic()
                 reader.finish()
                 input_digest.flush()
             finally:
                 reader.close()
             try:
-                reencoded = [w for n, w in enumerate(published) if n not in copies]
-                verification = self._verify(storage, plan, published, reencoded, input_digest, by_path)
+                read_back_files, verification = self._verify(
+                    storage, plan, target, byte_copies, reencoded, input_digest, by_path
+                )
                 verification["byte_copied"] = copied
             finally:
                 input_digest.close()
+            published = [byte_copies.get(n) or read_back_files[n] for n in range(len(plan.outputs))]
             fault_point("after_outputs")
             inputs = [by_path[f.path] for f in plan.inputs]
             commit_sent = True
@@ -210,7 +223,8 @@ class Compactor:
                 verification=verification,
             )
             fault_point("after_commit")
-            after_files = [f for f in snapshot.files if f.path not in {i.path for i in inputs}]
+            replaced = {i.path for i in inputs}
+            after_files = [f for f in snapshot.files if f.path not in replaced]
             after = _totals(after_files)
             after = (
                 after[0] + len(published),
@@ -237,7 +251,7 @@ class Compactor:
             # COMMIT), they stay; the cleanup's orphan sweep removes them if the commit did not happen.
             refused = isinstance(exc, CatalogError)
             if storage is not None and (not commit_sent or refused):
-                _discard(storage, published)
+                _discard(storage, written_paths)
             raise
         finally:
             # If the catalog is unreachable the lease simply expires; do not mask the run's own error.
@@ -258,18 +272,34 @@ class Compactor:
         return healthy
 
     def _plan_inputs(
-        self, storage: Storage, files: Sequence[LiveFile], schemas: dict[str, pa.Schema]
+        self,
+        storage: Storage,
+        files: Sequence[LiveFile],
+        schemas: dict[str, pa.Schema],
+        footers: dict[str, pq.FileMetaData],
     ) -> list[PlanInput]:
-        """Footers of the files that may be rewritten (healthy ones need only the catalog's numbers)."""
+        """Footers of the files that may be rewritten (healthy ones need only the catalog's numbers).
+
+        The footers are kept (``footers``), so reading the row groups later does not parse them again.
+        On an object store they are fetched eight at a time (round trips overlap); on a local disk one
+        thread parses them fastest (the work is mostly under the GIL).
+        """
         policy = self.catalog.policy
+        force = self.settings.force
+        unhealthy = [f for f in files if force or not policy.file_is_healthy(f.bytes, f.rows, f.row_groups)]
+        for f, (metadata, schema) in zip(
+            unhealthy,
+            read_footers(storage, [f.path for f in unhealthy], threads=1 if storage.is_local else 8),
+            strict=True,
+        ):
+            footers[f.path] = metadata
+            schemas[f.path] = schema
         out = []
         for f in files:
-            if not self.settings.force and policy.file_is_healthy(f.bytes, f.rows, f.row_groups):
+            metadata = footers.get(f.path)
+            if metadata is None:
                 out.append(PlanInput(f.path, f.etag, f.bytes, (f.rows,)))
                 continue
-            with _read_footer(storage, f.path) as pf:
-                metadata = pf.metadata
-                schemas[f.path] = pf.schema_arrow
             sizes = tuple(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
             if sum(sizes) != f.rows:
                 raise CompactionError(
@@ -315,8 +345,8 @@ class Compactor:
         return copies
 
     def _write(
-        self, storage: Storage, planned: PlannedFile, reader: _RowGroupReader, schema: pa.Schema
-    ) -> WrittenFile:
+        self, storage: Storage, planned: PlannedFile, reader: RowGroupReader, schema: pa.Schema
+    ) -> tuple[int, int]:
         s = self.settings
         options = ParquetOptions(
             compression=s.compression,
@@ -324,172 +354,53 @@ class Compactor:
             row_group_rows=max(rg.rows for rg in planned.row_groups),
             target_file_rows=max(s.target_file_rows, planned.rows),
             write_statistics=True,
+            use_dictionary=s.use_dictionary,
         )
-        return storage.write_parquet(planned.path, reader.batches(planned), schema=schema, options=options)
+        return write_row_groups(
+            storage, planned.path, reader.row_groups(planned), schema, options, s.delta_integers
+        )
 
     def _verify(
         self,
         storage: Storage,
         plan: Plan,
-        published: Sequence[WrittenFile],
-        reencoded: Sequence[WrittenFile],
+        target: pa.Schema,
+        byte_copies: dict[int, WrittenFile],
+        reencoded: dict[int, tuple[str, int, int]],
         input_digest: RowDigest,
         by_path: dict[str, LiveFile],
-    ) -> dict[str, Any]:
-        """Re-encoded outputs: rows re-read and hashed against the inputs' row groups. Byte-copied
-        outputs were verified structurally by the copier. Together they must hold the registered rows."""
-        output_digest = RowDigest()
+    ) -> tuple[dict[int, WrittenFile], dict[str, Any]]:
+        """Re-encoded outputs: rows read back from storage and hashed against the inputs' row groups.
+        Byte-copied outputs were verified by the copier (their chunk bytes read back and compared with
+        the source bytes). Together they must hold the registered rows.
+
+        Returns the re-encoded outputs as the catalog records them (etag and size from the bytes read
+        back) and the verification report.
+        """
+        output_digest = RowDigest(threads=VERIFY_THREADS)
+        files: dict[int, WrittenFile] = {}
+        decoders = {"duckdb": 0, "pyarrow": 0}
         try:
-            for written in reencoded:
-                pf = _read_footer(storage, written.path)
-                try:
-                    _check_statistics(storage.uri(written.path), pf.metadata)
-                    for r in range(pf.metadata.num_row_groups):
-                        output_digest.update(pf.read_row_group(r))
-                finally:
-                    pf.close()
+            for n, (path, rows, groups) in reencoded.items():
+                files[n], decoder = read_back(storage, path, rows, groups, target, output_digest)
+                decoders[decoder] += 1
             output_digest.flush()
         finally:
             output_digest.close()
         problems = input_digest.differences(output_digest)
         registered_rows = sum(by_path[f.path].rows for f in plan.inputs)
-        output_rows = sum(w.rows for w in published)
+        output_rows = sum(w.rows for w in [*files.values(), *byte_copies.values()])
         if output_rows != registered_rows:
             problems.append(f"outputs hold {output_rows} rows, the catalog registered {registered_rows}")
         if problems:
             raise VerificationError(f"compaction of plan {plan.hash[:20]} failed verification: {problems}")
-        return {"verified": True, "input": input_digest.as_dict(), "output": output_digest.as_dict()}
-
-
-class _RowGroupReader:
-    """Reads the plan's input row groups in order, each exactly once, conformed to the merged schema.
-
-    Every row group read goes into the input digest whole (not the slices the plan takes of it), so a
-    planning error that drops or repeats rows shows up as a digest mismatch.
-    """
-
-    def __init__(
-        self, storage: Storage, plan: Plan, target: pa.Schema, digest: RowDigest, skip: set[tuple[int, int]]
-    ) -> None:
-        self.skip = skip  # row groups byte-copied instead
-        self.storage = storage
-        self.plan = plan
-        self.target = target
-        self.digest = digest
-        self.read: set[tuple[int, int]] = set()
-        self._file: tuple[int, pq.ParquetFile] | None = None
-        self._cached: tuple[tuple[int, int], pa.Table] | None = None
-
-    def _open(self, index: int) -> pq.ParquetFile:
-        if self._file is None or self._file[0] != index:
-            self.close()
-            self._file = (index, _read_footer(self.storage, self.plan.inputs[index].path))
-        return self._file[1]
-
-    def _row_group(self, index: int, row_group: int) -> pa.Table:
-        key = (index, row_group)
-        if self._cached is not None and self._cached[0] == key:
-            return self._cached[1]
-        if key in self.read:
-            raise CompactionError(f"plan reads row group {row_group} of {self.plan.inputs[index].path} twice")
-        path = self.plan.inputs[index].path
-        try:
-            # Column-parallel decoding pays off only for big row groups; for small ones the thread
-            # hand-offs cost more than the decoding (and the writer runs on the other core).
-            rows = self.plan.inputs[index].row_group_rows[row_group]
-            table = self._open(index).read_row_group(row_group, use_threads=rows >= THREADED_READ_ROWS)
-        except (OSError, pa.ArrowException) as exc:
-            raise CompactionError(
-                f"{self.storage.uri(path)}: row group {row_group} is unreadable: {exc}"
-            ) from exc
-        try:
-            table = conform(table, self.target)
-        except SchemaMergeError as exc:
-            raise CompactionError(f"{self.storage.uri(path)}: {exc}") from exc
-        self.digest.update(table)
-        self.read.add(key)
-        self._cached = (key, table)
-        return table
-
-    def _slice(self, s: Slice) -> pa.Table:
-        return self._row_group(s.input_index, s.row_group).slice(s.offset, s.length)
-
-    def _assemble(self, rg: PlannedRowGroup) -> pa.RecordBatch:
-        pieces = [self._slice(s) for s in rg.slices]
-        table = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
-        columns = [pa.concat_arrays(c.chunks) if c.num_chunks != 1 else c.chunk(0) for c in table.columns]
-        return pa.RecordBatch.from_arrays(columns, schema=self.target)
-
-    def batches(self, planned: PlannedFile) -> Iterator[pa.RecordBatch]:
-        """One record batch per planned row group (the writer makes each batch one row group).
-
-        Row groups are read, conformed and hashed in a background thread while the caller encodes the
-        previous one (both release the GIL), with at most ``PREFETCH`` assembled row groups waiting, so
-        memory stays bounded by a few output row groups.
-        """
-        ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=PREFETCH)
-        stop = threading.Event()
-
-        def produce() -> None:
-            try:
-                for rg in planned.row_groups:
-                    if stop.is_set():
-                        return
-                    ready.put(("batch", self._assemble(rg)))
-                ready.put(("done", None))
-            except BaseException as exc:  # handed to the consumer, which raises it
-                ready.put(("error", exc))
-
-        worker = threading.Thread(target=produce, name="parquetry-compact-read", daemon=True)
-        worker.start()
-        try:
-            while True:
-                kind, value = ready.get()
-                if kind == "done":
-                    return
-                if kind == "error":
-                    raise value
-                yield value
-        finally:
-            stop.set()
-            while worker.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    ready.get(timeout=0.05)
-            worker.join()
-
-    def finish(self) -> None:
-        """Every non-empty row group of every input was read (and so hashed) exactly once."""
-        for index, f in enumerate(self.plan.inputs):
-            for r, n in enumerate(f.row_group_rows):
-                if n and (index, r) not in self.read and (index, r) not in self.skip:
-                    raise CompactionError(f"plan left row group {r} of {f.path} unread")
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file[1].close()
-            self._file = None
-
-
-def _read_footer(storage: Storage, path: str) -> pq.ParquetFile:
-    try:
-        return pq.ParquetFile(
-            storage.fs.open_input_file(path),
-            coerce_int96_timestamp_unit="us",
-            page_checksum_verification=True,
-        )
-    except (OSError, pa.ArrowException) as exc:
-        raise CompactionError(f"{storage.uri(path)}: not a readable Parquet file: {exc}") from exc
-
-
-def _check_statistics(uri: str, metadata: pq.FileMetaData) -> None:
-    for r in range(metadata.num_row_groups):
-        group = metadata.row_group(r)
-        for c in range(group.num_columns):
-            column = group.column(c)
-            if group.num_rows and not column.is_stats_set:
-                raise VerificationError(
-                    f"{uri}: row group {r} column {column.path_in_schema} has no statistics"
-                )
+        report = {
+            "verified": True,
+            "input": input_digest.as_dict(),
+            "output": output_digest.as_dict(),
+            "read_back_by": decoders,  # which decoder read the re-encoded outputs back
+        }
+        return files, report
 
 
 def _totals(files: Sequence[LiveFile]) -> tuple[int, int, int]:
@@ -500,11 +411,11 @@ def _pair(before: tuple[int, int, int], after: tuple[int, int, int]) -> tuple[in
     return before[0], after[0], before[1], after[1], before[2], after[2]
 
 
-def _discard(storage: Storage, published: Sequence[WrittenFile]) -> None:
+def _discard(storage: Storage, paths: Sequence[str]) -> None:
     """Remove the outputs of a run that failed before committing: no catalog knows them.
 
     Best effort: if this fails too, the cleanup's orphan sweep removes them after the grace period.
     """
-    for written in published:
+    for path in paths:
         with contextlib.suppress(OSError):
-            storage.delete(written.path)
+            storage.delete(path)

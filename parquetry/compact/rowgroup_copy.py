@@ -10,16 +10,22 @@ files, never INT96 columns (those are re-encoded to microsecond INT64), never ch
 
 Verification does not trust the encoder: the output's footer is parsed back by pyarrow, every column
 chunk's metadata (types, codec, encodings, value counts, sizes, statistics) must equal its source's, the
-chunks must tile the file from byte 4 to the footer, and a sha256 over the output's chunk bytes must equal
-the sha256 of the source bytes copied. Equal metadata over equal bytes decodes to equal rows. What this
-cannot see is a page corrupted in the source: it is carried over unchanged (never introduced).
+chunks must tile the file from byte 4 to the footer, and the stored bytes must be exactly the source bytes:
+on a local disk the chunks are copied by the kernel (``copy_file_range``, no pass through Python) and the
+file read back is compared byte for byte with the source ranges; on an object store the sha256 of the
+bytes sent (magic, source chunks, new footer) must equal the sha256 of the object read back. Either way
+one pass over the stored file gives both that check and the file's etag. Equal metadata over equal bytes
+decodes to equal rows. What this cannot see is a page corrupted in the source: it is carried over
+unchanged (never introduced).
 """
 
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +47,26 @@ _OFFSET_KEYS = (
 
 class RowGroupCopyError(RuntimeError):
     """A row-group copy failed or did not verify; nothing was published."""
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Output bytes ``[offset, offset + length)`` are source ``path``'s bytes from ``start``."""
+
+    offset: int
+    path: str
+    start: int
+    length: int
+
+
+@dataclass(frozen=True)
+class _Layout:
+    rows: int
+    row_groups: int
+    footer_start: int
+    segments: tuple[_Segment, ...]
+    tail: bytes  # footer, its length, magic
+    sent_sha: str | None  # sha256 of every byte sent, when they went through Python
 
 
 @dataclass(frozen=True)
@@ -116,65 +142,121 @@ def copy_row_groups(
             raise RowGroupCopyError(
                 f"{storage.uri(source.path)}: schema differs from {storage.uri(first.path)}"
             )
-    copied = hashlib.sha256()
     with storage.publishing(path) as tmp:
-        rows, row_groups, footer_start = _write(storage, tmp, parts, copied)
-        written = _verify(storage, tmp, path, parts, rows, footer_start, copied.hexdigest())
-    return written, {"row_groups": row_groups, "chunk_bytes": footer_start - 4}
+        if storage.is_local:
+            layout = _write_local(storage, tmp, parts)
+        else:
+            layout = _write_streamed(storage, tmp, parts)
+        written = _verify(storage, tmp, path, parts, layout)
+    return written, {"row_groups": layout.row_groups, "chunk_bytes": layout.footer_start - 4}
 
 
-def _write(
-    storage: Storage, tmp: str, parts: Sequence[tuple[SourceFooter, int]], copied: Any
-) -> tuple[int, int, int]:
-    new_groups: list[TStruct] = []
-    rows = 0
-    handles: dict[str, object] = {}
+def _write_local(storage: Storage, tmp: str, parts: Sequence[tuple[SourceFooter, int]]) -> _Layout:
+    """Local disk: the kernel copies the chunks (no pass through Python); the footer is written after."""
+    handles: dict[str, Any] = {}
+    try:
+        with open(tmp, "wb", buffering=0) as sink:
+            sink.write(MAGIC)
+
+            def copy_range(source: SourceFooter, start: int, length: int) -> None:
+                if source.path not in handles:
+                    handles[source.path] = open(source.path, "rb", buffering=0)  # noqa: SIM115
+                _copy_file_range(handles[source.path], sink, start, length, storage.uri(source.path))
+
+            layout = _assemble(parts, copy_range)
+            sink.write(layout.tail)
+            return layout
+    finally:
+        for fh in handles.values():
+            fh.close()
+
+
+def _copy_file_range(src: Any, dst: Any, start: int, length: int, uri: str) -> None:
+    offset, end = start, start + length
+    while offset < end:
+        try:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), end - offset, offset)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+                raise
+            n = 0  # this filesystem cannot: copy through a buffer
+            block = os.pread(src.fileno(), min(_BLOCK, end - offset), offset)
+            if block:
+                dst.write(block)
+                n = len(block)
+        if n == 0:
+            raise RowGroupCopyError(f"{uri}: short read at byte {offset}")
+        offset += n
+
+
+def _write_streamed(storage: Storage, tmp: str, parts: Sequence[tuple[SourceFooter, int]]) -> _Layout:
+    """Any filesystem: chunks stream through Python, hashed on their way (the read-back must match)."""
+    sent = hashlib.sha256()
+    handles: dict[str, Any] = {}
     try:
         with storage.fs.open_output_stream(tmp) as sink:
-            sink.write(MAGIC)
-            pos = 4
-            for ordinal, (source, r) in enumerate(parts):
+
+            def send(data: bytes) -> None:
+                sink.write(data)
+                sent.update(data)
+
+            def copy_range(source: SourceFooter, start: int, length: int) -> None:
                 if source.path not in handles:
                     handles[source.path] = storage.fs.open_input_file(source.path)
                 fh = handles[source.path]
-                group = copy.deepcopy(source.metadata.get(4).items[r])
-                group_start = pos
-                for cc in group.get(1).items:
-                    cmd = cc.get(3)
-                    start, length = _chunk_range(cmd)
-                    for offset in range(start, start + length, _BLOCK):
-                        block = fh.read_at(min(_BLOCK, start + length - offset), offset)  # type: ignore[attr-defined]
-                        if not block:
-                            raise RowGroupCopyError(
-                                f"{storage.uri(source.path)}: short read at byte {offset}"
-                            )
-                        sink.write(block)
-                        copied.update(block)
-                    delta = pos - start
-                    for fid in (9, 10, 11):
-                        if cmd.has(fid):
-                            cmd.set(fid, I64, cmd.get(fid) + delta)
-                    cmd.drop(14, 15)  # bloom filter: not copied
-                    if cc.get(2):
-                        cc.set(2, I64, cc.get(2) + delta)
-                    cc.drop(4, 5, 6, 7)  # page indexes: not copied
-                    pos += length
-                group.set(5, I64, group_start)
-                group.set(6, I64, pos - group_start)
-                group.set(7, I16, ordinal)
-                new_groups.append(group)
-                rows += group.get(3)
-            meta = copy.deepcopy(parts[0][0].metadata)
-            meta.set(3, I64, rows)
-            meta.set(4, LIST, TList(STRUCT, new_groups))
-            footer = encode(meta)
-            sink.write(footer)
-            sink.write(len(footer).to_bytes(4, "little"))
-            sink.write(MAGIC)
-            return rows, len(new_groups), pos
+                for offset in range(start, start + length, _BLOCK):
+                    block = fh.read_at(min(_BLOCK, start + length - offset), offset)
+                    if not block:
+                        raise RowGroupCopyError(f"{storage.uri(source.path)}: short read at byte {offset}")
+                    send(block)
+
+            send(MAGIC)
+            layout = _assemble(parts, copy_range)
+            send(layout.tail)
     finally:
         for fh in handles.values():
-            fh.close()  # type: ignore[attr-defined]
+            fh.close()
+    return _Layout(
+        layout.rows, layout.row_groups, layout.footer_start, layout.segments, layout.tail, sent.hexdigest()
+    )
+
+
+def _assemble(
+    parts: Sequence[tuple[SourceFooter, int]], copy_range: Callable[[SourceFooter, int, int], None]
+) -> _Layout:
+    """Copy every column chunk of ``parts`` (after the 4-byte magic) and build the new footer."""
+    new_groups: list[TStruct] = []
+    segments: list[_Segment] = []
+    rows = 0
+    pos = 4
+    for ordinal, (source, r) in enumerate(parts):
+        group = copy.deepcopy(source.metadata.get(4).items[r])
+        group_start = pos
+        for cc in group.get(1).items:
+            cmd = cc.get(3)
+            start, length = _chunk_range(cmd)
+            copy_range(source, start, length)
+            segments.append(_Segment(pos, source.path, start, length))
+            delta = pos - start
+            for fid in (9, 10, 11):
+                if cmd.has(fid):
+                    cmd.set(fid, I64, cmd.get(fid) + delta)
+            cmd.drop(14, 15)  # bloom filter: not copied
+            if cc.get(2):
+                cc.set(2, I64, cc.get(2) + delta)
+            cc.drop(4, 5, 6, 7)  # page indexes: not copied
+            pos += length
+        group.set(5, I64, group_start)
+        group.set(6, I64, pos - group_start)
+        group.set(7, I16, ordinal)
+        new_groups.append(group)
+        rows += group.get(3)
+    meta = copy.deepcopy(parts[0][0].metadata)
+    meta.set(3, I64, rows)
+    meta.set(4, LIST, TList(STRUCT, new_groups))
+    footer = encode(meta)
+    tail = footer + len(footer).to_bytes(4, "little") + MAGIC
+    return _Layout(rows, len(new_groups), pos, tuple(segments), tail, None)
 
 
 def _comparable(column: pq.ColumnChunkMetaData) -> dict[str, object]:
@@ -189,11 +271,10 @@ def _verify(
     tmp: str,
     path: str,
     parts: Sequence[tuple[SourceFooter, int]],
-    rows: int,
-    footer_start: int,
-    copied_sha: str,
+    layout: _Layout,
 ) -> WrittenFile:
     where = storage.uri(path)
+    rows, footer_start = layout.rows, layout.footer_start
     with storage.fs.open_input_file(tmp) as fh:
         out = pq.ParquetFile(fh).metadata
         if out.num_rows != rows or out.num_row_groups != len(parts):
@@ -229,14 +310,45 @@ def _verify(
         raise RowGroupCopyError(
             f"{where}: column chunks end at {expected}, the footer starts at {footer_start}"
         )
-    whole, chunks, size = hashlib.sha256(), hashlib.sha256(), 0
-    with storage.fs.open_input_stream(tmp) as fh:
-        while block := fh.read(_BLOCK):
-            whole.update(block)
-            lo, hi = max(size, 4), min(size + len(block), footer_start)
-            if hi > lo:
-                chunks.update(block[lo - size : hi - size])
-            size += len(block)
-    if chunks.hexdigest() != copied_sha:
-        raise RowGroupCopyError(f"{where}: the copied column chunk bytes differ from the source bytes")
-    return WrittenFile(path=path, bytes=size, rows=rows, row_groups=len(parts), etag=whole.hexdigest())
+    if layout.sent_sha is None:
+        etag, size = _compare_with_sources(storage, tmp, where, layout)
+    else:
+        whole, size = hashlib.sha256(), 0
+        with storage.fs.open_input_stream(tmp) as fh:
+            while block := fh.read(_BLOCK):
+                whole.update(block)
+                size += len(block)
+        etag = whole.hexdigest()
+        if etag != layout.sent_sha:
+            raise RowGroupCopyError(
+                f"{where}: the bytes read back differ from the bytes sent (source column chunks and footer)"
+            )
+    return WrittenFile(path=path, bytes=size, rows=rows, row_groups=len(parts), etag=etag)
+
+
+def _compare_with_sources(storage: Storage, tmp: str, where: str, layout: _Layout) -> tuple[str, int]:
+    """Read the stored file back once: its chunks must equal the source ranges byte for byte, the rest
+    the magic and footer written. Returns its sha256 and size."""
+    whole = hashlib.sha256()
+    sources: dict[str, Any] = {}
+
+    def expect(got: bytes, want: bytes, what: str) -> None:
+        if got != want:
+            raise RowGroupCopyError(f"{where}: the bytes read back differ from {what}")
+        whole.update(got)
+
+    try:
+        with storage.fs.open_input_stream(tmp) as out:
+            expect(out.read(4), MAGIC, "the magic at byte 0")
+            for seg in layout.segments:
+                if seg.path not in sources:
+                    sources[seg.path] = storage.fs.open_input_file(seg.path)
+                for done in range(0, seg.length, _BLOCK):
+                    n = min(_BLOCK, seg.length - done)
+                    what = f"{storage.uri(seg.path)} bytes {seg.start + done}..{seg.start + done + n}"
+                    expect(out.read(n), sources[seg.path].read_at(n, seg.start + done), what)
+            expect(out.read(len(layout.tail) + 1), layout.tail, "the footer written")
+    finally:
+        for fh in sources.values():
+            fh.close()
+    return whole.hexdigest(), layout.footer_start + len(layout.tail)

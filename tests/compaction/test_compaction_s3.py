@@ -57,6 +57,7 @@ def test_compaction_on_s3_swaps_files_and_cleanup_deletes_the_old_objects(
     ).run("events")
 
     assert (result.status, result.files_after) == ("compacted", 1)
+    assert result.verification["read_back_by"] == {"duckdb": 0, "pyarrow": 1}  # DuckDB reads local files
     (live,) = catalog.live_files("events")
     assert live.path.startswith("lake/events/day=1/compacted-")
     with storage.fs.open_input_file(live.path) as fh:

@@ -14,7 +14,12 @@ and the catalog commit, but not the benchmark's registration of the dataset (set
 conversion); the peers only read and write.
 
 The machine may be shared, so the engines run interleaved for ``--rounds`` rounds (each round runs every
-engine once, in turn) and the table reports each engine's median. Prints a table, then one JSON line.
+engine once, in turn) and the table reports each engine's median, with the load average before and after.
+Prints a table, then one JSON line.
+
+``--baseline DIR`` adds ``parquetry-baseline``: the same runs with the ``parquetry`` package found in DIR
+(another version, e.g. ``git archive HEAD parquetry | tar -x -C DIR``), interleaved with the others, for
+before/after comparisons on a shared machine.
 
     .venv/bin/python benchmarks/compaction.py --scale 0.05
 """
@@ -87,6 +92,9 @@ def worker(
     cpu_started = _cpu_s()
     extra: dict[str, Any] = {}
     if engine.startswith("parquetry"):
+        import parquetry
+
+        extra["package"] = str(Path(parquetry.__file__).parent.parent)
         from parquetry.catalog import Catalog, FragmentationPolicy
         from parquetry.compact import CompactionSettings, Compactor
 
@@ -98,6 +106,7 @@ def worker(
         )
         result = Compactor(catalog, settings).run(dataset or f"{case}-{engine}")
         extra = {
+            **extra,
             "status": result.status,
             "files_after": result.files_after,
             "verified": result.verification.get("verified", False),
@@ -232,7 +241,13 @@ def installed(module: str) -> bool:
 
 
 def run_engine(
-    engine: str, case: str, work: Path, dsn: str, cores: int, dataset: str | None = None
+    engine: str,
+    case: str,
+    work: Path,
+    dsn: str,
+    cores: int,
+    dataset: str | None = None,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     out = work / "out" / f"{case}-{engine}"
     shutil.rmtree(out, ignore_errors=True)
@@ -253,7 +268,10 @@ def run_engine(
         str(cores),
         *(["--dataset", dataset] if dataset else []),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    env = dict(os.environ)
+    if engine == "parquetry-baseline" and baseline is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(baseline), env.get("PYTHONPATH")]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -284,6 +302,7 @@ def main() -> None:
     parser.add_argument("--dsn", default=None, help="catalog database (default: a throwaway PostgreSQL)")
     parser.add_argument("--cases", default="fragmented,healthy", help="which cases to run (comma-separated)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--baseline", type=Path, default=None, help="a tree holding another parquetry")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -314,6 +333,12 @@ def main() -> None:
             "fragmented": ["parquetry", "polars", "duckdb", "pyarrow", "deltalake", "byte-copy"],
             "healthy": ["parquetry", "parquetry-forced", "byte-copy"],
         }
+        if args.baseline is not None:
+            if not (args.baseline / "parquetry" / "__init__.py").exists():
+                raise SystemExit(f"{args.baseline}: no parquetry package there")
+            for engines in plans.values():
+                engines.insert(1, "parquetry-baseline")
+        load_before = os.getloadavg()
         for case, engines in plans.items():
             if case not in cases:
                 continue
@@ -329,23 +354,27 @@ def main() -> None:
                         dataset = register(work, dsn, case, engine, round_)
                     if engine == "deltalake":
                         prepare_delta(work, case)
-                    result = run_engine(engine, case, work, dsn, args.cores, dataset)
+                    result = run_engine(engine, case, work, dsn, args.cores, dataset, args.baseline)
                     runs.setdefault(key, []).append(result)
     finally:
         if cluster is not None:
             cluster.stop()
+    load_after = os.getloadavg()
     results = {key: summarize(r) for key, r in runs.items()}
 
     rows_per_file = {"fragmented": 5000, "healthy": args.healthy_rows}
     built = [f"{case} {counts[case]} files x {rows_per_file[case]} rows" for case in counts if case in cases]
     rounds = max(1, args.rounds)
     print("inputs: " + "; ".join(built) + f"; {args.cores} cores; median of {rounds} interleaved rounds")
+    load = f"load average (1/5/15 min) {'/'.join(f'{x:.2f}' for x in load_before)} before,"
+    print(f"{load} {'/'.join(f'{x:.2f}' for x in load_after)} after")
     print(f"{'case/engine':<28} {'wall s':>8} {'CPU s':>7} {'peak RSS MB':>12}  notes")
     for key, r in results.items():
         if "error" in r:
             print(f"{key:<28} {'-':>8} {'-':>7} {'-':>12}  {r['error']}")
             continue
-        notes = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("seconds", "cpu_s", "peak_rss_mb"))
+        hidden = ("seconds", "cpu_s", "peak_rss_mb", "package")
+        notes = ", ".join(f"{k}={v}" for k, v in r.items() if k not in hidden)
         print(f"{key:<28} {r['seconds']:>8.2f} {r['cpu_s']:>7.2f} {r['peak_rss_mb']:>12.0f}  {notes}")
 
     def seconds(key: str) -> float | None:
@@ -362,6 +391,7 @@ def main() -> None:
         "cores": args.cores,
         "scale": args.scale,
         "rounds": rounds,
+        "load_avg_1m": [round(load_before[0], 2), round(load_after[0], 2)],
         "fragmented": {
             "parquetry_s": frag,
             "best_peer_s": best,
@@ -385,6 +415,16 @@ def main() -> None:
             "forced_ratio_to_copy": round(forced / copy, 3) if forced and copy else None,
         },
     }
+    if args.baseline is not None:
+        base_frag = seconds("fragmented/parquetry-baseline")
+        base_healthy = seconds("healthy/parquetry-baseline")
+        summary["baseline"] = {
+            "fragmented_s": base_frag,
+            "fragmented_cpu_s": results.get("fragmented/parquetry-baseline", {}).get("cpu_s"),
+            "fragmented_speedup_vs_baseline": round(base_frag / frag, 3) if frag and base_frag else None,
+            "healthy_s": base_healthy,
+            "healthy_ratio_to_copy": round(base_healthy / copy, 3) if base_healthy and copy else None,
+        }
     print(json.dumps(summary))
 
 

@@ -12,7 +12,9 @@ One run over one dataset:
    few output row groups;
 4. verify: read every re-encoded output back from storage and compare row count, per-column null counts
    and an order-independent row hash with those of every input row group (each read exactly once), and
-   check every column chunk has statistics; the output's etag is hashed from the same read-back;
+   check every column chunk has statistics; the output's etag is hashed from the same read-back. An
+   output is read back in a worker thread as soon as it is published, while the next one is written;
+   nothing is committed before every read-back has matched;
 5. commit the swap in one catalog transaction, fenced by the lease token. Inputs are deleted later, after
    a grace period, by :func:`parquetry.compact.cleanup.cleanup`.
 
@@ -31,6 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +60,7 @@ from parquetry.storage import ParquetOptions, Storage, WrittenFile
 __all__ = ["CompactionError", "CompactionResult", "CompactionSettings", "Compactor", "VerificationError"]
 
 StorageFactory = Callable[[str], Storage]
-VERIFY_THREADS = 2  # DuckDB threads hashing the read-back outputs (the run's last CPU-bound stage)
+VERIFY_THREADS = 2  # DuckDB threads hashing a read-back output (the last one is the run's last CPU stage)
 
 
 @dataclass(frozen=True)
@@ -173,41 +176,46 @@ class Compactor:
             }
             input_digest = RowDigest()
             reader = RowGroupReader(storage, plan, target, input_digest, skip, footers)
+            verifier = _OutputVerifier(storage, target)
             copied = {"files": 0, "row_groups": 0, "chunk_bytes": 0}
             byte_copies: dict[int, WrittenFile] = {}
-            reencoded: dict[int, tuple[str, int, int]] = {}  # output -> (path, rows, row groups)
             try:
-                for n, planned in enumerate(plan.outputs):
-                    if n in copies:
-                        try:
-                            written, info = copy_row_groups(storage, planned.path, copies[n])
-                        except RowGroupCopyError as exc:
-                            raise CompactionError(str(exc)) from exc
-                        written_paths.append(written.path)
-                        copied["files"] += 1
-                        copied["row_groups"] += info["row_groups"]
-                        copied["chunk_bytes"] += info["chunk_bytes"]
-                        byte_copies[n] = written
-                    else:
-                        rows, groups = self._write(storage, planned, reader, target)
-                        written_paths.append(planned.path)
-                        reencoded[n] = (planned.path, rows, groups)
-                    if time.monotonic() - renewed >= self.settings.lease_ttl_s / 3:
-                        # Only a long run renews (one round trip per third of the lease's life, not
-                        # one per output); the commit checks the lease again anyway.
-                        self.catalog.renew_lease(dataset, lease.token, self.settings.lease_ttl_s)
-                        renewed = time.monotonic()
-                reader.finish()
-                input_digest.flush()
+                try:
+                    for n, planned in enumerate(plan.outputs):
+                        if n in copies:
+                            try:
+                                written, info = copy_row_groups(storage, planned.path, copies[n])
+                            except RowGroupCopyError as exc:
+                                raise CompactionError(str(exc)) from exc
+                            written_paths.append(written.path)
+                            copied["files"] += 1
+                            copied["row_groups"] += info["row_groups"]
+                            copied["chunk_bytes"] += info["chunk_bytes"]
+                            byte_copies[n] = written
+                        else:
+                            rows, groups = self._write(storage, planned, reader, target)
+                            written_paths.append(planned.path)
+                            # Read back in the background while the next output is written.
+                            verifier.submit(n, planned.path, rows, groups)
+                        verifier.raise_failure()  # a failed read-back stops the run at once
+                        if time.monotonic() - renewed >= self.settings.lease_ttl_s / 3:
+                            # Only a long run renews (one round trip per third of the lease's life, not
+                            # one per output); the commit checks the lease again anyway.
+                            self.catalog.renew_lease(dataset, lease.token, self.settings.lease_ttl_s)
+                            renewed = time.monotonic()
+                    reader.finish()
+                    input_digest.flush()
+                finally:
+                    reader.close()
+                try:
+                    read_back_files, verification = self._verify(
+                        plan, byte_copies, verifier, input_digest, by_path
+                    )
+                    verification["byte_copied"] = copied
+                finally:
+                    input_digest.close()
             finally:
-                reader.close()
-            try:
-                read_back_files, verification = self._verify(
-                    storage, plan, target, byte_copies, reencoded, input_digest, by_path
-                )
-                verification["byte_copied"] = copied
-            finally:
-                input_digest.close()
+                verifier.close()  # before any clean-up removes what it may still be reading
             published = [byte_copies.get(n) or read_back_files[n] for n in range(len(plan.outputs))]
             fault_point("after_outputs")
             inputs = [by_path[f.path] for f in plan.inputs]
@@ -362,31 +370,20 @@ class Compactor:
 
     def _verify(
         self,
-        storage: Storage,
         plan: Plan,
-        target: pa.Schema,
         byte_copies: dict[int, WrittenFile],
-        reencoded: dict[int, tuple[str, int, int]],
+        verifier: _OutputVerifier,
         input_digest: RowDigest,
         by_path: dict[str, LiveFile],
     ) -> tuple[dict[int, WrittenFile], dict[str, Any]]:
-        """Re-encoded outputs: rows read back from storage and hashed against the inputs' row groups.
-        Byte-copied outputs were verified by the copier (their chunk bytes read back and compared with
-        the source bytes). Together they must hold the registered rows.
+        """Re-encoded outputs: rows read back from storage (by ``verifier``) and hashed against the inputs'
+        row groups. Byte-copied outputs were verified by the copier (their chunk bytes read back and
+        compared with the source bytes). Together they must hold the registered rows.
 
         Returns the re-encoded outputs as the catalog records them (etag and size from the bytes read
         back) and the verification report.
         """
-        output_digest = RowDigest(threads=VERIFY_THREADS)
-        files: dict[int, WrittenFile] = {}
-        decoders = {"duckdb": 0, "pyarrow": 0}
-        try:
-            for n, (path, rows, groups) in reencoded.items():
-                files[n], decoder = read_back(storage, path, rows, groups, target, output_digest)
-                decoders[decoder] += 1
-            output_digest.flush()
-        finally:
-            output_digest.close()
+        files, output_digest, decoders = verifier.results()
         problems = input_digest.differences(output_digest)
         registered_rows = sum(by_path[f.path].rows for f in plan.inputs)
         output_rows = sum(w.rows for w in [*files.values(), *byte_copies.values()])
@@ -401,6 +398,51 @@ class Compactor:
             "read_back_by": decoders,  # which decoder read the re-encoded outputs back
         }
         return files, report
+
+
+class _OutputVerifier:
+    """Reads re-encoded outputs back from storage and hashes their rows, one at a time, in a worker
+    thread, so that output k is verified while output k + 1 is encoded (both release the GIL: the
+    run uses two cores where it used one for the read-back). Each output gets its own digest, merged
+    in output order at the end; memory is what one DuckDB read-back holds.
+    """
+
+    def __init__(self, storage: Storage, target: pa.Schema) -> None:
+        self.storage = storage
+        self.target = target
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="parquetry-compact-verify")
+        self._jobs: list[tuple[int, Future[tuple[WrittenFile, str]], RowDigest]] = []
+
+    def submit(self, n: int, path: str, rows: int, groups: int) -> None:
+        digest = RowDigest(threads=VERIFY_THREADS)
+        self._jobs.append((n, self._pool.submit(self._read_back, path, rows, groups, digest), digest))
+
+    def _read_back(self, path: str, rows: int, groups: int, digest: RowDigest) -> tuple[WrittenFile, str]:
+        written = read_back(self.storage, path, rows, groups, self.target, digest)
+        digest.flush()
+        return written
+
+    def raise_failure(self) -> None:
+        """Raise the error of a read-back that already failed (without waiting for running ones)."""
+        for _, future, _ in self._jobs:
+            if future.done() and future.exception() is not None:
+                future.result()
+
+    def results(self) -> tuple[dict[int, WrittenFile], RowDigest, dict[str, int]]:
+        """Wait for every read-back: the files as stored, their rows' digest, and who decoded them."""
+        files: dict[int, WrittenFile] = {}
+        merged = RowDigest()
+        decoders = {"duckdb": 0, "pyarrow": 0}
+        for n, future, digest in self._jobs:
+            files[n], decoder = future.result()
+            decoders[decoder] += 1
+            merged.merge(digest)
+        return files, merged, decoders
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for _, _, digest in self._jobs:
+            digest.close()
 
 
 def _totals(files: Sequence[LiveFile]) -> tuple[int, int, int]:

@@ -126,7 +126,8 @@ class RowDigest:
     def _connection(self) -> Any:
         if self._con is None:
             self._con = _cursor()
-        # A database-wide setting: digests hash one at a time, each with the threads it asks for.
+        # A database-wide setting: when two digests hash at once (the inputs' while an earlier output is
+        # read back) either may run with the other's thread count; the sums do not depend on it.
         self._con.execute(f"SET threads = {max(1, int(self.threads))}")
         return self._con
 
@@ -144,6 +145,16 @@ class RowDigest:
             "hash_xor": f"{self.hash_xor:016x}",
             "null_counts": dict(sorted(self.null_counts.items())),
         }
+
+    def merge(self, other: RowDigest) -> None:
+        """Add ``other``'s rows (the digest of a disjoint set of rows, e.g. another output file)."""
+        other.flush()
+        self.flush()
+        self.rows += other.rows
+        self.hash_sum = (self.hash_sum + other.hash_sum) & _MASK
+        self.hash_xor ^= other.hash_xor
+        for name, n in other.null_counts.items():
+            self.null_counts[name] = self.null_counts.get(name, 0) + n
 
     def differences(self, other: RowDigest) -> list[str]:
         """What differs between two digests (empty when they match)."""

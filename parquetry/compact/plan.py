@@ -7,6 +7,8 @@ Rules, per directory (a Hive partition is a directory; outputs never mix directo
   each (never re-chunked), and runs of smaller row groups are packed into row groups of exactly
   ``row_group_rows`` rows (the last of a run may be shorter);
 * output row groups are packed, in input order, into files of at most ``target_file_rows`` rows;
+* an output that would copy one input file whole (only its own row groups, all passed through) is
+  dropped and that file left in place: rewriting it would change nothing;
 * a directory is rewritten only if that lowers its file count or its row-group count.
 
 The plan's hash covers its inputs (path and etag, in order) and its settings, so outputs named after it
@@ -117,8 +119,17 @@ def plan_compaction(
         if not candidates:
             continue
         base = len(inputs)
-        row_groups = _pack_row_groups(candidates, base, config)
-        files_out = _pack_files(row_groups, config.target_file_rows)
+        while True:
+            row_groups = _pack_row_groups(candidates, base, config)
+            files_out = _pack_files(row_groups, config.target_file_rows)
+            unchanged = _copied_whole(files_out, candidates, base)
+            if not unchanged:
+                break
+            # An output that would be one input file copied whole saves nothing: leave that file.
+            kept.extend(f.path for f in unchanged)
+            candidates = [f for f in candidates if f not in unchanged]
+        if not candidates:
+            continue
         rgs_in = sum(len(f.row_group_rows) for f in candidates)
         if len(files_out) >= len(candidates) and sum(len(x) for x in files_out) >= rgs_in:
             kept.extend(f.path for f in candidates)  # rewriting would not improve anything
@@ -171,6 +182,21 @@ def _pack_row_groups(candidates: Sequence[PlanInput], base: int, config: PlanCon
                     flush()
     flush()
     return out
+
+
+def _copied_whole(
+    files_out: Sequence[Sequence[PlannedRowGroup]], candidates: Sequence[PlanInput], base: int
+) -> list[PlanInput]:
+    """The inputs some planned output would copy whole, row group for row group, and nothing else."""
+    whole = []
+    for rgs in files_out:
+        owners = {s.input_index for rg in rgs for s in rg.slices}
+        if len(owners) != 1 or not all(rg.passthrough for rg in rgs):
+            continue
+        source = candidates[owners.pop() - base]
+        if len(rgs) == sum(1 for n in source.row_group_rows if n):
+            whole.append(source)
+    return whole
 
 
 def _pack_files(row_groups: Sequence[PlannedRowGroup], target_rows: int) -> list[list[PlannedRowGroup]]:

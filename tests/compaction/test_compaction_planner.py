@@ -116,6 +116,26 @@ def test_the_plan_and_its_output_names_are_deterministic(files: list[PlanInput],
     assert all(p.name.startswith(f"compacted-{first.hash[:20]}-") for p in first.outputs)
 
 
+@settings(max_examples=150, deadline=None)
+@given(files=datasets(), config=configs)
+def test_no_output_merely_copies_one_input_file_whole(files: list[PlanInput], config: PlanConfig) -> None:
+    plan = plan_compaction(files, config, healthy_if_big)
+    for planned in plan.outputs:
+        owners = {s.input_index for rg in planned.row_groups for s in rg.slices}
+        if len(owners) == 1 and all(rg.passthrough for rg in planned.row_groups):
+            source = plan.inputs[owners.pop()]
+            assert len(planned.row_groups) < sum(1 for n in source.row_group_rows if n)
+
+
+def test_a_trailing_file_of_big_row_groups_is_left_in_place() -> None:
+    config = PlanConfig(row_group_rows=10, target_file_rows=200, min_row_group_rows=50)
+    files = [PlanInput(f"/d/f{n}.parquet", f"e{n}", 1, (100,)) for n in range(5)]
+    plan = plan_compaction(files, config, healthy_if_big)
+    assert [f.path for f in plan.inputs] == [f"/d/f{n}.parquet" for n in range(4)]
+    assert [len(p.row_groups) for p in plan.outputs] == [2, 2]
+    assert plan.kept == ("/d/f4.parquet",)
+
+
 def test_changing_an_input_etag_changes_the_plan_hash() -> None:
     config = PlanConfig(row_group_rows=10, target_file_rows=100, min_row_group_rows=10)
     files = [PlanInput(f"/d/f{n}.parquet", "e", 1, (3,)) for n in range(3)]

@@ -159,7 +159,7 @@ def measure(engine: str, path: Path, extra: str = "") -> dict:
 
 def _pool_job(args: tuple[str, str, str]) -> float:
     path, out, file_id = args
-    return run_parquetry(path, out, file_id)["wall_s"]
+    return run_parquetry(path, out, file_id)["cpu_s"]
 
 
 def scaling(path: Path, files: int, workers: int) -> dict:
@@ -167,9 +167,9 @@ def scaling(path: Path, files: int, workers: int) -> dict:
         list(pool.map(_warm_parquetry, [Path(out) / f"w{i}" for i in range(workers)]))
         t0 = time.perf_counter()
         jobs = [(str(path), os.path.join(out, "root"), f"copy{i:02d}") for i in range(files)]
-        list(pool.map(_pool_job, jobs))
+        cpu = sum(pool.map(_pool_job, jobs))
         wall = time.perf_counter() - t0
-    return {"wall_s": wall, "mb": files * path.stat().st_size / 1e6}
+    return {"wall_s": wall, "cpu_s": cpu, "mb": files * path.stat().st_size / 1e6}
 
 
 def main() -> None:
@@ -188,6 +188,7 @@ def main() -> None:
         return
 
     path = make_lot(Path(args.dir), args.mb)
+    load_before = os.getloadavg()[0]  # others' work on a shared machine (ours has not started)
     mb = path.stat().st_size / 1e6
     rows = []
     ours = measure("parquetry", path)
@@ -216,9 +217,21 @@ def main() -> None:
               f"{size / r['cpu_s']:>11.1f}{r['peak_rss_mb']:>13.0f}")  # fmt: skip
     single = mb / ours["wall_s"]
     aggregate = scale["mb"] / scale["wall_s"]
+    # One ingestion already runs its table writers beside the parser: ``single_cores`` is how many
+    # cores it keeps busy, so ``scaling_factor`` (aggregate over one file's wall speed) tops out near
+    # cores / single_cores; ``scaling_efficiency`` (aggregate over cores x the per-core speed of one
+    # file) is 1.0 for perfectly linear scaling, whatever one file's own parallelism.
+    single_cores = ours["cpu_s"] / ours["wall_s"]
+    efficiency = aggregate / (args.workers * mb / ours["cpu_s"])
+    # CPU time per MB with every core busy over that of one file alone: above 1.0 the files slow each
+    # other down (memory bandwidth, caches); near 1.0 any shortfall of ``efficiency`` is waiting for
+    # a core, i.e. other work on the machine
+    cpu_ratio = (scale["cpu_s"] / scale["mb"]) / (ours["cpu_s"] / mb)
     label = f"parquetry x{args.files}"
     print(f"{label:<22}{scale['mb']:>8.1f}{scale['wall_s']:>9.2f}{'':>9}{aggregate:>9.1f}"
-          f"{aggregate / args.workers:>11.1f}{'':>13}  scaling {aggregate / single:.2f}x")  # fmt: skip
+          f"{aggregate / args.workers:>11.1f}{'':>13}  scaling {aggregate / single:.2f}x, "
+          f"efficiency {efficiency:.2f} (one file keeps {single_cores:.2f} cores busy; "
+          f"CPU per MB x{cpu_ratio:.2f} of one file alone)")  # fmt: skip
     mb_s_per_core = mb / ours["cpu_s"]
     their_per_core = mb / theirs["cpu_s"] if theirs else None
     their_wall = mb / theirs["wall_s"] if theirs else None
@@ -233,6 +246,10 @@ def main() -> None:
         "peak_rss_mb": round(ours["peak_rss_mb"], 0),
         "scaling_mb_s": round(aggregate, 1),
         "scaling_factor": round(aggregate / single, 2),
+        "scaling_efficiency": round(efficiency, 2),
+        "single_file_cores": round(single_cores, 2),
+        "scaling_cpu_per_mb_ratio": round(cpu_ratio, 2),
+        "load_avg_before": round(load_before, 2),
         "cores": args.workers,
     }))  # fmt: skip
 

@@ -6,8 +6,9 @@ unless ``--dsn`` is given. Then, interleaved over ``--repeat`` rounds, it times:
 
 * ``floor``: ``psql`` running ``COPY ... TO STDOUT (FORMAT binary)`` over 4 ctid ranges to /dev/null,
   4 processes at once: reading the bytes and nothing else;
-* ``parquetry``: ``extract_table_to_parquet`` with its default Parquet options (zstd level 2,
-  dictionaries on string columns; ``PARQUETRY_BENCH_ZSTD_LEVEL`` sets another level), the CPU engine,
+* ``parquetry``: ``extract_table_to_parquet`` with its default Parquet options (``EXTRACT_PARQUET_OPTIONS``:
+  zstd level 1, delta-encoded integers, no dictionaries; ``PARQUETRY_BENCH_ZSTD_LEVEL`` sets another
+  level), the CPU engine,
   default workers;
 * peers, each writing one zstd Parquet file: DuckDB's postgres scanner (needs a Python whose DuckDB
   matches an installed ``duckdb-extension-postgres``: ``--duckdb-python``), ConnectorX (4 partitions
@@ -156,7 +157,7 @@ def run_parquetry(dsn: str, out_dir: Path, limit: int | None, workers: int | Non
 
 
 def _parquet_options():
-    """Extraction's defaults (zstd 2, dictionaries on string columns), or the zstd level in
+    """Extraction's defaults (``EXTRACT_PARQUET_OPTIONS``), or the zstd level in
     ``$PARQUETRY_BENCH_ZSTD_LEVEL`` (e.g. 3, DuckDB's default, for a like-for-like comparison)."""
     import dataclasses
 

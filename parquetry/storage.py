@@ -245,6 +245,7 @@ class Storage:
                     else:
                         writer.write_batch(batch, row_group_size=options.row_group_rows)
                     rows += batch.num_rows
+                    del batch  # not held while the next one is produced: memory is one batch
             written = self._verify(tmp, rows)
         return WrittenFile(
             path=path, bytes=written.bytes, rows=rows, row_groups=written.row_groups, etag=written.etag
@@ -302,6 +303,7 @@ def _rechunk(batches: Iterable[pa.RecordBatch | pa.Table], rows: int) -> Iterato
         else:
             for start in range(0, batch.num_rows, rows):
                 yield batch.slice(start, rows)
+        del batch  # released before the next one is produced
 
 
 def resolve_filesystem(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import mmap
 import os
 import posixpath
@@ -35,6 +36,7 @@ from parquetry.extract.pipeline import ExtractHooks, ExtractOptions, ReadStats, 
 from parquetry.extract.plan import ExtractPlan, day_window
 from parquetry.extract.spec import TableSpec
 from parquetry.extract.staging import StagedChunk
+from parquetry.pgcopy.pool import BufferPool
 from parquetry.pgcopy.types import PgColumn, arrow_schema
 from parquetry.storage import TEMP_PREFIX, ParquetOptions, Storage, WrittenFile
 
@@ -67,18 +69,30 @@ groups on the table above.
 
 
 def decode_chunk_cpu(
-    chunk: StagedChunk, columns: list[PgColumn], batch_rows: int
+    chunk: StagedChunk, columns: list[PgColumn], batch_rows: int, pool: BufferPool | None = None
 ) -> Iterator[pa.RecordBatch]:
     """Decode one chunk file with the numba decoder, straight from a read-only memory map of it.
 
     The staged file usually sits in RAM (``/dev/shm``): mapping it hands the decoder the page cache's
     own pages, where reading it would allocate a chunk-sized buffer and copy the whole file into it
     (measured: a fifth of the decoding CPU on a lineitem-like table). The decoded arrays never point
-    into the map; the decoder's own buffers hold them.
+    into the map; the decoder's own buffers hold them. Batches are yielded one by one as they are
+    decoded, so a chunk's decoded rows are never all in memory at once. ``pool`` (shared by the
+    chunks of a run) supplies the batch buffers.
     """
-    from parquetry.pgcopy.decode import CopyDecoder
+    from parquetry.pgcopy.decode import DEFAULT_BATCH_BYTES, CopyDecoder
 
-    decoder = CopyDecoder(columns, str(chunk.path), batch_rows)
+    # Batch buffers sized for what a batch of this chunk holds: a chunk of fewer rows than a batch gets
+    # buffers for its rows, and a batch's input bytes (which size its first string buffers) are bound
+    # by its share of the chunk, with room for rows longer than the average. Buffers sized for the
+    # largest possible batch would be touched only in part, and with transparent huge pages every
+    # touched 2 MiB is zeroed by the kernel. Batch sizes never change the output (row groups are cut
+    # by row count).
+    rows = max(1, min(batch_rows, chunk.rows))
+    share = int(rows * chunk.bytes / max(1, chunk.rows) * 1.5) + (64 << 10)
+    decoder = CopyDecoder(
+        columns, str(chunk.path), rows, batch_bytes=min(DEFAULT_BATCH_BYTES, share), pool=pool
+    )
     with open(chunk.path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
@@ -88,8 +102,11 @@ def decode_chunk_cpu(
         mapped = mmap.mmap(fh.fileno(), size, flags=flags, prot=mmap.PROT_READ)
     try:
         with memoryview(mapped) as view:
-            batches = decoder.feed(view)
-        yield from batches
+            batches = decoder.feed_iter(view)
+            try:
+                yield from batches
+            finally:
+                batches.close()  # releases its hold on the view when the caller stops early
         yield from decoder.finish() or ()
     finally:
         mapped.close()
@@ -169,27 +186,31 @@ def write_partition(
     pending: list[WrittenFile] = []
     try:
         while True:
-            first = rows.take(group)
-            if first is None and pending:
+            head = [rows.take(group)]
+            if head[0] is None and pending:
                 break
+            empty = head[0] is None
 
             def file_batches(
-                first: pa.RecordBatch | pa.Table | None = first,
+                head: list[pa.RecordBatch | pa.Table | None] = head,
             ) -> Iterator[pa.RecordBatch | pa.Table]:
-                if first is None:
+                # Row groups are handed on without keeping a reference: once written, their buffers
+                # go back to the decoder's pool (memory stays at the groups in flight, not a file's).
+                if head[0] is None:
                     return
-                yield first
-                count = first.num_rows
+                count = head[0].num_rows
+                yield head.pop()
                 while count < options.target_file_rows:
-                    batch = rows.take(min(group, options.target_file_rows - count))
-                    if batch is None:
+                    group_rows = rows.take(min(group, options.target_file_rows - count))
+                    if group_rows is None:
                         return
-                    yield batch
-                    count += batch.num_rows
+                    count += group_rows.num_rows
+                    yield group_rows
+                    group_rows = None
 
             path = posixpath.join(pending_dir, f"{TEMP_PREFIX}part-{len(pending):05d}.pending")
             pending.append(storage.write_parquet(path, file_batches(), schema, options))
-            if first is None:
+            if empty:
                 break
         written = []
         for index, file in enumerate(pending):
@@ -212,6 +233,8 @@ class ParquetConsumer:
     """The CPU consumer: ordered chunks -> ``decode`` -> row groups -> Parquet files in ``directory``.
 
     Decoding runs in its own thread, ``prefetch`` batches ahead of Parquet encoding (0: same thread).
+    ``decode=None`` is :func:`decode_chunk_cpu` with one :class:`BufferPool` per run: a batch's buffers
+    are reused once the Parquet writer has let go of it.
     """
 
     def __init__(
@@ -220,7 +243,7 @@ class ParquetConsumer:
         directory: str,
         options: ParquetOptions | None = None,
         *,
-        decode: ChunkDecoder = decode_chunk_cpu,
+        decode: ChunkDecoder | None = None,
         batch_rows: int = 65_536,
         engine: str = "cpu",
         prefetch: int = 4,
@@ -236,6 +259,7 @@ class ParquetConsumer:
     def __call__(self, plan: ExtractPlan, chunks: Iterator[StagedChunk]) -> ConsumeResult:
         schema = arrow_schema(plan.columns)
         timings = {"wait_s": 0.0, "decode_s": 0.0}
+        decode = self.decode or functools.partial(decode_chunk_cpu, pool=BufferPool())
         counts = {"rows": 0, "batches": 0}
 
         def decoded() -> Iterator[pa.RecordBatch]:
@@ -246,7 +270,7 @@ class ParquetConsumer:
                 if chunk is None:
                     return
                 chunk_rows = 0
-                batches = iter(self.decode(chunk, plan.columns, self.batch_rows))
+                batches = iter(decode(chunk, plan.columns, self.batch_rows))
                 while True:
                     t0 = time.perf_counter()
                     batch = next(batches, None)
@@ -258,6 +282,7 @@ class ParquetConsumer:
                     chunk_rows += batch.num_rows
                     counts["batches"] += 1
                     yield batch
+                    batch = None  # not held while the next batch is decoded
                 if chunk_rows != chunk.rows:
                     raise ExtractError(
                         f"{chunk.source}: chunk {chunk.path.name} holds {chunk.rows} rows, "
@@ -313,6 +338,7 @@ def _prefetch(
             for item in items:
                 if not put(item):
                     return
+                del item  # the queue holds it; the next is decoded without this reference
             put(_DONE)
         except BaseException as exc:
             put(_Failed(exc))

@@ -106,6 +106,7 @@ class ReadStats:
     stream_bytes: int = 0
     chunks: int = 0
     peak_staged_bytes: int = 0
+    recycled_chunks: int = 0  # chunks written into a consumed chunk's file (see staging)
     staging_dir: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     client_cpu_s: float = 0.0
@@ -242,6 +243,7 @@ def run_extraction(
             raise board.error
         stats.reader = "+".join(sorted(set(readers))) if readers else "none"
         stats.peak_staged_bytes = board.peak
+        stats.recycled_chunks = board.recycled
         stats.timings["read_s"] = (max(read_end) if read_end else t_plan) - t_plan
         stats.timings["read_cpu_s"] = sum(read_cpu)
         stats.timings["wall_s"] = time.perf_counter() - wall0

@@ -19,13 +19,17 @@ byte offset and, where known, the row (from 1) and column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from parquetry.pgcopy.errors import CopyFormatError
 from parquetry.pgcopy.types import PgColumn, arrow_schema
+
+if TYPE_CHECKING:
+    from parquetry.pgcopy.pool import BufferPool
 
 __all__ = ["SIGNATURE", "CopyDecoder", "decode_copy_binary"]
 
@@ -41,6 +45,8 @@ class CopyDecoder:
 
     A batch holds at most ``batch_rows`` rows (fewer for very wide tables: at most 2M fields per batch)
     and about ``batch_bytes`` of input, so memory stays bounded whatever the table looks like.
+    ``pool`` supplies the one-pass decoder's batch buffers (see ``parquetry.pgcopy.pool``); decoders
+    that share one reuse each other's freed batches.
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class CopyDecoder:
         batch_rows: int = 65536,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         one_pass: bool = True,
+        pool: BufferPool | None = None,
     ) -> None:
         if batch_rows < 1 or batch_bytes < 1:
             raise ValueError("batch_rows and batch_bytes must be positive")
@@ -67,7 +74,7 @@ class CopyDecoder:
         self._k = kernels
         self._cols = columns
         ncols = len(self.columns)
-        self._one = rows.RowColumns(self._types, batch_rows) if one_pass else None
+        self._one = rows.RowColumns(self._types, batch_rows, pool) if one_pass else None
         # Without slice columns the one-pass decoder keeps no input: only a partial row is pending.
         self._keeps_input = self._one is None or self._one.keeps_input
         self._batch_first = 0  # stream offset where the pending batch's first row starts
@@ -91,10 +98,19 @@ class CopyDecoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[pa.RecordBatch]:
         """Add the next bytes of the stream; return the batches that became complete."""
+        return list(self.feed_iter(data))
+
+    def feed_iter(self, data: bytes | bytearray | memoryview) -> Iterator[pa.RecordBatch]:
+        """Like :meth:`feed`, but yields each batch as soon as it is decoded.
+
+        A large piece of input (a whole staged chunk) then never has all its batches in memory at once:
+        the caller writes one while the next is decoded. ``data`` must stay unchanged until the
+        iterator is exhausted; one that is closed early leaves the decoder unusable.
+        """
         if self._finished:
             raise RuntimeError("CopyDecoder.feed after finish")
         if not len(data):
-            return []
+            return
         if self._trailer_at is not None:
             raise self._error("data after the end-of-data trailer", self._trailer_at + 2 - self._base)
         # Scan the caller's buffer in place when nothing is pending; otherwise append to the pending bytes.
@@ -103,19 +119,19 @@ class CopyDecoder:
             work: bytes | bytearray | memoryview = self._buf
         else:
             work = data
-        out: list[pa.RecordBatch] = []
         arr = np.frombuffer(work, dtype=np.uint8)
         arr.flags.writeable = False  # one kernel specialization for bytes, bytearray and memoryview
         try:
             if self._header_done or self._parse_header(arr):
                 while self._scan_more(arr) == self._k.SCAN_BATCH_FULL:
-                    out.append(self._emit(arr))
+                    yield self._emit(arr)
                 if self._trailer_at is not None and self._rows:
-                    out.append(self._emit(arr))
+                    yield self._emit(arr)
+                if self._trailer_at is not None and self._one is not None:
+                    self._one.discard_pending()
         finally:
             del arr
         self._keep_pending(work)
-        return out
 
     def finish(self) -> list[pa.RecordBatch]:
         """End of input: check the stream ended with its trailer and return the last batch."""

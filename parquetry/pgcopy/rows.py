@@ -7,6 +7,9 @@ and for the string columns their Arrow offsets and one data region each inside a
 regions are sized from the bytes per row of the batches before (the first batch guesses from its input
 size) and grow by copying when a row does not fit: the kernel stops before such a row and resumes at it.
 
+The buffers come from a :class:`parquetry.pgcopy.pool.BufferPool` and go back to it when the batch's
+Arrow arrays are freed, so consecutive batches write into pages that are already mapped.
+
 Columns of rarer types (arrays, ranges, composites, intervals, bit strings, unconstrained numerics...)
 get their ``(offset, length)`` recorded and go through ``columns.decode_values`` at emit time; only
 then does the decoder have to keep the batch's input bytes.
@@ -21,6 +24,7 @@ import pyarrow as pa
 
 from parquetry.pgcopy import columns as C
 from parquetry.pgcopy import rowkernel as R
+from parquetry.pgcopy.pool import BufferPool, Lease
 from parquetry.pgcopy.types import PgType, arrow_type, decimal_precision_scale
 
 INT32_MAX = 2**31 - 1
@@ -73,9 +77,15 @@ def _stagger(n: int) -> int:
 
 
 class RowColumns:
-    """The buffers of one batch of at most ``max_rows`` rows, refilled after every ``emit``."""
+    """The buffers of one batch of at most ``max_rows`` rows, refilled after every ``emit``.
 
-    def __init__(self, types: Sequence[PgType], max_rows: int) -> None:
+    ``pool`` supplies the buffers (a private one when None); share one between the decoders of a run
+    so its chunks reuse each other's memory.
+    """
+
+    def __init__(self, types: Sequence[PgType], max_rows: int, pool: BufferPool | None = None) -> None:
+        self.pool = pool if pool is not None else BufferPool()
+        self._blocks: list[np.ndarray] = []  # the pending batch's blocks, leased to its arrays at emit
         self.types = list(types)
         self.max_rows = max_rows
         ncols = len(self.types)
@@ -117,19 +127,28 @@ class RowColumns:
 
     # --- buffers -----------------------------------------------------------------------------
 
+    def _take(self, nbytes: int, dtype: type = np.uint8) -> np.ndarray:
+        """A block of the pending batch: ``nbytes`` bytes as ``dtype``, contents undefined."""
+        block = self.pool.take(nbytes)
+        self._blocks.append(block)
+        return block[:nbytes].view(dtype)
+
     def _fresh_batch(self, input_bytes: int) -> None:
         """New buffers for a batch (the arrays emitted before keep the old ones); ``input_bytes`` bounds
         the batch's input and sizes the string regions of the first batch."""
         ncols = len(self.types)
-        self.fixed = np.empty(self.fixed_bytes // 8 + 1, dtype=np.uint64)
+        self.fixed = self._take((self.fixed_bytes // 8 + 1) * 8, np.uint64)
         self.fixed_u8 = self.fixed.view(np.uint8)
         for c in range(ncols):
             if self.kinds[c] == R.R_BOOL:
                 s = int(self.slots[c])
                 self.fixed_u8[s : s + (self.max_rows + 7) // 8] = 0
-        self.bitmaps = np.zeros((ncols, _stagger((self.max_rows + 7) // 8 + 1)), dtype=np.uint8)
+        width = _stagger((self.max_rows + 7) // 8 + 1)
+        self.bitmaps = self._take(ncols * width).reshape(ncols, width)
+        self.bitmaps[:] = 0  # ``emit`` counts the bits past the last row of the last byte
         nvar = max(1, len(self.var_cols))
-        self.var_offsets = np.empty((nvar, _stagger(4 * (self.max_rows + 1)) // 4), dtype=np.int32)
+        width = _stagger(4 * (self.max_rows + 1)) // 4
+        self.var_offsets = self._take(nvar * width * 4, np.int32).reshape(nvar, width)
         self.var_offsets[:, 0] = 0
         self.var_pos[:] = 0
         caps = []
@@ -149,7 +168,7 @@ class RowColumns:
         for cap in caps:
             bases.append(base)
             base += _stagger(cap + R.SLACK)
-        data = np.empty(max(base, 64), dtype=np.uint8)
+        data = self._take(max(base, 64))
         for v, cap in enumerate(caps):
             if old is not None:
                 used = int(self.var_pos[v])
@@ -157,7 +176,15 @@ class RowColumns:
                 data[bases[v] : bases[v] + used] = old[start : start + used]
             self.var_base[v] = bases[v]
             self.var_cap[v] = cap
+        if old is not None:  # the kernel wrote the old region only; no array refers to it
+            self._release_block(old)
         self.var_data = data
+
+    def _release_block(self, view: np.ndarray) -> None:
+        for i, block in enumerate(self._blocks):
+            if block.ctypes.data == view.ctypes.data:
+                self.pool.give([self._blocks.pop(i)])
+                return
 
     def _grow(self, column: int, need: int, row: int, pos: int, where) -> None:
         """Make room for ``need`` bytes in string column ``column`` (row ``row`` at ``pos`` needs it)."""
@@ -226,6 +253,14 @@ class RowColumns:
             reason = f"unknown decoder status {status}"
         raise where(row, bad_pos, c, reason)
 
+    def discard_pending(self) -> None:
+        """The stream ended with no rows pending: give the empty batch's buffers back to the pool (the
+        kernel needed them to look for a next row, and found the trailer)."""
+        if self._allocated and self.rows_decoded == 0:
+            self.pool.give(self._blocks)
+            self._blocks = []
+            self._allocated = False
+
     def rebase(self, rows: int, keep: int) -> None:
         """The caller dropped ``keep`` bytes in front of its buffer: move recorded slices with it."""
         if self.slice_cols and rows:
@@ -237,6 +272,9 @@ class RowColumns:
         """The first ``n`` decoded rows as Arrow arrays; the next batch gets new buffers."""
         out: list[pa.Array] = []
         nbytes = (n + 7) // 8
+        lease = Lease(self.pool, self._blocks)
+        self._blocks = []
+        wrap = lease.buffer
         for c, t in enumerate(self.types):
             kind = int(self.kinds[c])
             if kind == R.R_SLICE:
@@ -247,20 +285,20 @@ class RowColumns:
                 continue
             bitmap = self.bitmaps[c, :nbytes]
             nulls = n - int(np.bitwise_count(bitmap).sum(dtype=np.int64))
-            validity = pa.py_buffer(bitmap) if nulls else None
+            validity = wrap(bitmap) if nulls else None
             typ = arrow_type(t)
             if kind == R.R_VAR:
                 v = int(self.slots[c])
                 offsets = self.var_offsets[v, : n + 1]
                 start = int(self.var_base[v])
                 data = self.var_data[start : start + int(offsets[n])]
-                buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+                buffers = [validity, wrap(offsets), wrap(data)]
             elif kind == R.R_BOOL:
                 s = int(self.slots[c])
-                buffers = [validity, pa.py_buffer(self.fixed_u8[s : s + nbytes])]
+                buffers = [validity, wrap(self.fixed_u8[s : s + nbytes])]
             else:
                 s = int(self.slots[c])
-                buffers = [validity, pa.py_buffer(self.fixed_u8[s : s + n * int(self.widths[c])])]
+                buffers = [validity, wrap(self.fixed_u8[s : s + n * int(self.widths[c])])]
             out.append(pa.Array.from_buffers(typ, n, buffers, null_count=nulls))
         for v, _ in enumerate(self.var_cols):
             if n:

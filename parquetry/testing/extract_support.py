@@ -7,6 +7,7 @@ and the loaded rows can be compared with the source using SQL alone (no decoder 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,13 @@ class ChunkLog:
 
 
 def staged_bytes_on_disk(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.glob("*.pgcopy") if p.exists())
+    """Bytes of the chunk files (and spare files) in ``directory``; readers rename and delete them
+    meanwhile, so a file listed may be gone when it is measured."""
+    total = 0
+    for p in directory.glob("*.pgcopy"):
+        with contextlib.suppress(FileNotFoundError):
+            total += p.stat().st_size
+    return total
 
 
 class LoadBackConsumer:

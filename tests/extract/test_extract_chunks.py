@@ -77,6 +77,7 @@ def test_page_ranges_cover_every_row_exactly_once(pg_dsn, tmp_path):
     assert [(t, s) for t, s, _, _ in log.chunks] == sorted((t, s) for t, s, _, _ in log.chunks)
     assert run.stats.rows == log.rows == 20_000
     assert run.stats.reader == "socket"
+    assert run.stats.recycled_chunks > 0  # later chunks overwrote consumed chunks' files
     assert_same_rows(pg_dsn, "SELECT * FROM items", "copy_out")
     assert list(tmp_path.iterdir()) == []  # the run's staging directory is gone
 

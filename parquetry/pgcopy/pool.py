@@ -1,0 +1,102 @@
+"""Reusable batch buffers: the decoder's output memory, handed back once Arrow lets go of it.
+
+Every decoded batch needs fresh column buffers (its arrays live on while later batches are decoded
+and earlier ones are encoded). Taken from the allocator each time, blocks this large come straight
+from the kernel and return to it when the batch is written, so every batch faulted in and zeroed its
+pages again: measured on the lineitem-like table of ``benchmarks/pg_to_parquet.py`` (2 cores), the
+kernel clearing pages was two thirds of the decoding thread's CPU, more than decoding itself.
+
+A :class:`BufferPool` keeps the blocks instead. The decoder takes blocks for a batch, and at emit
+time wraps them in one :class:`Lease` that every Arrow buffer of the batch holds as its base
+(``pa.foreign_buffer``). When the last Arrow array of the batch is freed, wherever that happens
+(usually the Parquet writer's thread, after the row group is written), the lease returns its blocks
+to the pool and the next batch writes into pages that are already mapped.
+
+Nothing is reused while anything can still read it: a block goes back only when no Arrow buffer
+refers to it any more. Memory stays bounded: the pool holds at most ``max_free_bytes`` of idle blocks
+(the rest go back to the allocator), and blocks in use are bounded by the batches the pipeline keeps
+in flight.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+
+_ALIGN = 64
+_ROUND = 1 << 16  # block sizes are rounded up to 64 KiB so batches of similar size share blocks
+
+
+class BufferPool:
+    """Idle uint8 blocks by size; thread-safe (leases are released in whichever thread drops them)."""
+
+    def __init__(self, max_free_bytes: int = 512 << 20) -> None:
+        self.max_free_bytes = max_free_bytes
+        self._free: list[np.ndarray] = []  # sorted by size
+        self._free_bytes = 0
+        self._lock = threading.RLock()  # re-entrant: a lease may be released by a decref in take()
+        self.allocated = 0  # blocks made (for tests and statistics)
+        self.reused = 0
+
+    @property
+    def free_bytes(self) -> int:
+        return self._free_bytes
+
+    def take(self, nbytes: int) -> np.ndarray:
+        """A 64-byte aligned uint8 block of at least ``nbytes`` bytes; its contents are undefined."""
+        nbytes = max(int(nbytes), _ALIGN)
+        with self._lock:
+            for i, block in enumerate(self._free):
+                if block.shape[0] >= nbytes:
+                    if block.shape[0] > 4 * nbytes + (1 << 20):
+                        break  # far too large: keep it for a batch that needs it
+                    del self._free[i]
+                    self._free_bytes -= block.shape[0]
+                    self.reused += 1
+                    return block
+            self.allocated += 1
+        size = -(-nbytes // _ROUND) * _ROUND
+        raw = np.empty(size + _ALIGN, dtype=np.uint8)
+        skip = -raw.ctypes.data % _ALIGN
+        return raw[skip : skip + size]
+
+    def give(self, blocks: Iterable[np.ndarray]) -> None:
+        """Return blocks nothing refers to any more; beyond ``max_free_bytes`` they are dropped."""
+        with self._lock:
+            for block in blocks:
+                if self._free_bytes + block.shape[0] > self.max_free_bytes:
+                    continue
+                bisect.insort(self._free, block, key=_size)
+                self._free_bytes += block.shape[0]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+            self._free_bytes = 0
+
+
+def _size(block: np.ndarray) -> int:
+    return int(block.shape[0])
+
+
+class Lease:
+    """The blocks of one batch, held by every Arrow buffer made from them; returned when freed."""
+
+    __slots__ = ("__weakref__", "_blocks", "_pool")
+
+    def __init__(self, pool: BufferPool, blocks: list[np.ndarray]) -> None:
+        self._pool = pool
+        self._blocks = blocks
+
+    def buffer(self, view: np.ndarray) -> pa.Buffer:
+        """An Arrow buffer over ``view`` (a contiguous view into one of the leased blocks)."""
+        return pa.foreign_buffer(view.ctypes.data, view.nbytes, base=self)
+
+    def __del__(self) -> None:
+        blocks, self._blocks = self._blocks, []
+        if blocks:
+            self._pool.give(blocks)

@@ -7,8 +7,15 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from parquetry.catalog import Catalog
+from parquetry.catalog import Catalog, FragmentationPolicy
+from parquetry.compact import CompactionSettings
 from parquetry.storage import ParquetOptions, Storage, WrittenFile
+
+# Test-sized policy and settings: a handful of 1 MiB files is fragmented, outputs hold 5,000 rows.
+SMALL_POLICY = FragmentationPolicy(
+    small_file_bytes=1 << 20, min_small_files=4, min_row_groups=8, min_mean_row_group_rows=1000
+)
+SMALL_SETTINGS = CompactionSettings(row_group_rows=2000, target_file_rows=5000, lease_ttl_s=30)
 
 
 def mixed_table(rows: int, start: int = 0, seed: int = 0) -> pa.Table:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 import duckdb
 import psycopg
@@ -17,26 +16,9 @@ from parquetry.catalog import Catalog, FragmentationPolicy, LeaseHeld, StaleInpu
 from parquetry.compact import CompactionError, CompactionSettings, Compactor, cleanup
 from parquetry.compact import compactor as compactor_module
 from parquetry.storage import ParquetOptions, Storage, WrittenFile
-from parquetry.testing.compaction import mixed_table, register, write_files
+from parquetry.testing.compaction import SMALL_SETTINGS, mixed_table, register, write_files
 
 pytestmark = pytest.mark.postgres
-
-POLICY = FragmentationPolicy(
-    small_file_bytes=1 << 20, min_small_files=4, min_row_groups=8, min_mean_row_group_rows=1000
-)
-SETTINGS = CompactionSettings(row_group_rows=2000, target_file_rows=5000, lease_ttl_s=30)
-
-
-@pytest.fixture
-def catalog(pg_dsn: str) -> Catalog:
-    cat = Catalog(pg_dsn, policy=POLICY)
-    cat.migrate()
-    return cat
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    return Storage(str(tmp_path / "data"))
 
 
 def read_live(catalog: Catalog, dataset: str) -> pa.Table:
@@ -54,7 +36,7 @@ def test_fragmented_dataset_becomes_few_target_sized_files_with_identical_rows(
     assert catalog.dataset("frag").compaction_needed
     before = read_live(catalog, "frag")
 
-    result = Compactor(catalog, SETTINGS).run("frag")
+    result = Compactor(catalog, SMALL_SETTINGS).run("frag")
 
     assert result.status == "compacted"
     assert (result.files_before, result.files_after) == (12, 2)
@@ -85,9 +67,9 @@ def test_fragmented_dataset_becomes_few_target_sized_files_with_identical_rows(
 
 def test_second_run_has_nothing_to_do_and_clears_the_flag(catalog: Catalog, storage: Storage) -> None:
     register(catalog, "d", storage, write_files(storage, "", files=5, rows_per_file=100))
-    Compactor(catalog, SETTINGS).run("d")
+    Compactor(catalog, SMALL_SETTINGS).run("d")
     generation = catalog.dataset("d").generation
-    again = Compactor(catalog, SETTINGS).run("d")
+    again = Compactor(catalog, SMALL_SETTINGS).run("d")
     assert again.status == "nothing_to_do"
     assert catalog.dataset("d").generation == generation
 
@@ -107,7 +89,7 @@ def test_healthy_files_are_left_in_place(catalog: Catalog, storage: Storage) -> 
     )
     cat = Catalog(catalog.dsn, policy=policy)
     register(cat, "mix", storage, healthy + small)
-    result = Compactor(cat, SETTINGS).run("mix")
+    result = Compactor(cat, SMALL_SETTINGS).run("mix")
     live = sorted(f.path for f in cat.live_files("mix"))
     assert healthy[0].path in live and result.input_files == 4 and len(live) == 2
 
@@ -117,7 +99,7 @@ def test_partitions_are_compacted_within_their_own_directory(catalog: Catalog, s
         storage, "day=2", files=4, rows_per_file=100, start=400
     )
     register(catalog, "hive", storage, files)
-    Compactor(catalog, SETTINGS).run("hive")
+    Compactor(catalog, SMALL_SETTINGS).run("hive")
     live = catalog.live_files("hive")
     assert sorted(os.path.basename(os.path.dirname(f.path)) for f in live) == ["day=1", "day=2"]
     day2 = pq.read_table(next(f.path for f in live if "/day=2/" in f.path))
@@ -130,7 +112,7 @@ def test_added_columns_read_as_nulls_in_older_rows(catalog: Catalog, storage: St
     newer = storage.write_parquet(storage.path("part-new.parquet"), newer_table)
     register(catalog, "evolve", storage, [*old, newer])
     catalog.register_files("evolve", storage.root, [newer], newer_table.schema)
-    Compactor(catalog, SETTINGS).run("evolve")
+    Compactor(catalog, SMALL_SETTINGS).run("evolve")
     out = read_live(catalog, "evolve")
     assert out.schema.names[-1] == "note"
     assert out.column("note").null_count == 300
@@ -144,7 +126,7 @@ def test_incompatible_column_types_are_refused_naming_both_files(catalog: Catalo
     register(catalog, "clash", storage, [*good, bad])
     generation = catalog.dataset("clash").generation
     with pytest.raises(CompactionError, match=r"'qty'.*part-000000000000\.parquet.*part-bad\.parquet"):
-        Compactor(catalog, SETTINGS).run("clash")
+        Compactor(catalog, SMALL_SETTINGS).run("clash")
     assert catalog.dataset("clash").generation == generation
     assert not catalog.dataset("clash").compaction_in_progress
 
@@ -165,7 +147,7 @@ def test_int96_timestamps_are_read_as_microseconds(catalog: Catalog, storage: St
         digest, size = storage.file_digest(path)
         files.append(WrittenFile(path, size, 4, 1, digest))
     catalog.register_files("legacy", storage.root, files, table.schema)
-    Compactor(catalog, SETTINGS).run("legacy")
+    Compactor(catalog, SMALL_SETTINGS).run("legacy")
     (out,) = catalog.live_files("legacy")
     got = pq.read_table(out.path)
     assert got.schema.field("at").type == pa.timestamp("us")
@@ -180,7 +162,7 @@ def test_a_corrupt_input_is_named_and_the_dataset_is_untouched(catalog: Catalog,
         fh.write(b"\xff" * 8)
     before = catalog.snapshot("broken")
     with pytest.raises(CompactionError, match=os.path.basename(files[2].path)):
-        Compactor(catalog, SETTINGS).run("broken")
+        Compactor(catalog, SMALL_SETTINGS).run("broken")
     assert catalog.snapshot("broken") == before
     assert not catalog.dataset("broken").compaction_in_progress
     assert not [p for p in os.listdir(storage.base) if p.startswith(("compacted-", ".tmp-"))]
@@ -194,7 +176,7 @@ def test_a_corrupt_data_page_is_named_and_nothing_is_published(catalog: Catalog,
         fh.write(b"\x00\xff" * 400)
     before = catalog.snapshot("pages")
     with pytest.raises(CompactionError, match=os.path.basename(files[1].path)):
-        Compactor(catalog, SETTINGS).run("pages")
+        Compactor(catalog, SMALL_SETTINGS).run("pages")
     assert catalog.snapshot("pages") == before
     assert not [p for p in os.listdir(storage.base) if p.startswith(("compacted-", ".tmp-"))]
 
@@ -204,7 +186,7 @@ def test_cleanup_deletes_retired_files_only_after_the_grace_period(
 ) -> None:
     files = write_files(storage, "", files=4, rows_per_file=100)
     register(catalog, "g", storage, files)
-    Compactor(catalog, SETTINGS).run("g")
+    Compactor(catalog, SMALL_SETTINGS).run("g")
     assert cleanup(catalog, grace_s=3600).deleted == []
     assert all(os.path.exists(f.path) for f in files)
     result = cleanup(catalog, grace_s=0)
@@ -232,7 +214,7 @@ def test_two_compactions_at_once_exactly_one_commits(catalog: Catalog, storage: 
     def run() -> None:
         barrier.wait()
         try:
-            outcomes.append(Compactor(catalog, SETTINGS).run("race").status)
+            outcomes.append(Compactor(catalog, SMALL_SETTINGS).run("race").status)
         except LeaseHeld:
             outcomes.append("lease_held")
 
@@ -261,7 +243,7 @@ def test_a_reader_sees_the_old_or_the_new_file_set_never_a_mix(catalog: Catalog,
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        Compactor(catalog, SETTINGS).run("read")
+        Compactor(catalog, SMALL_SETTINGS).run("read")
     finally:
         stop.set()
         thread.join()
@@ -311,7 +293,7 @@ def test_a_refused_commit_removes_the_outputs_and_keeps_the_rewritten_file(
 
     monkeypatch.setattr(compactor_module, "fault_point", rewrite_an_input)
     with pytest.raises(StaleInputs):
-        Compactor(catalog, SETTINGS).run("stale")
+        Compactor(catalog, SMALL_SETTINGS).run("stale")
     assert not [p for p in os.listdir(storage.base) if p.startswith("compacted-")]
     ids = read_live(catalog, "stale").column("id").to_pylist()
     assert ids == list(range(100, 400)) + list(range(10_000, 10_100))
@@ -330,7 +312,7 @@ def test_outputs_stay_when_the_commit_outcome_is_unknown(
 
     monkeypatch.setattr(catalog, "commit_compaction", commit_then_lose_the_reply)
     with pytest.raises(psycopg.OperationalError):
-        Compactor(catalog, SETTINGS).run("lost")
+        Compactor(catalog, SMALL_SETTINGS).run("lost")
     assert read_live(catalog, "lost").column("id").to_pylist() == list(range(400))
     assert all(os.path.exists(f.path) for f in catalog.live_files("lost"))
 
@@ -354,7 +336,7 @@ def test_empty_files_and_awkward_column_names_compact_cleanly(catalog: Catalog, 
     written.append(storage.write_parquet(storage.path("empty.parquet"), table(0, 0)))
     catalog.register_files("odd", storage.root, written, table(0, 0).schema)
 
-    result = Compactor(catalog, SETTINGS).run("odd")
+    result = Compactor(catalog, SMALL_SETTINGS).run("odd")
 
     assert (result.status, result.input_files, result.output_files) == ("compacted", 5, 1)
     (live,) = catalog.live_files("odd")

@@ -11,29 +11,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from parquetry.catalog import Catalog, FragmentationPolicy
-from parquetry.compact import CompactionSettings, Compactor, VerificationError, rowgroup_copy
+from parquetry.catalog import Catalog
+from parquetry.compact import Compactor, VerificationError, rowgroup_copy
 from parquetry.compact import compactor as compactor_module
 from parquetry.compact.rowgroup_copy import RowGroupCopyError, copy_row_groups, read_source_footer
 from parquetry.compact.verify import RowDigest
 from parquetry.storage import Storage
-from parquetry.testing.compaction import mixed_table, register, write_files
-
-POLICY = FragmentationPolicy(
-    small_file_bytes=1 << 20, min_small_files=4, min_row_groups=8, min_mean_row_group_rows=1000
-)
-# 24 files of 500 rows into outputs of at most 5,000 rows: three re-encoded outputs.
-SETTINGS = CompactionSettings(row_group_rows=2000, target_file_rows=5000, lease_ttl_s=30)
-
-
-@pytest.fixture
-def catalog(pg_dsn: str) -> Catalog:
-    cat = Catalog(pg_dsn, policy=POLICY)
-    cat.migrate()
-    return cat
+from parquetry.testing.compaction import SMALL_SETTINGS, mixed_table, register, write_files
 
 
 def _dataset(catalog: Catalog, root: Path, name: str) -> Storage:
+    """24 files of 500 rows: with ``SMALL_SETTINGS`` (5,000-row outputs), three re-encoded outputs."""
     storage = Storage(str(root))
     register(catalog, name, storage, write_files(storage, "", files=24, rows_per_file=500))
     return storage
@@ -88,7 +76,7 @@ def test_an_output_is_read_back_while_the_next_one_is_written(
 
     monkeypatch.setattr(Compactor, "_write", write)
     monkeypatch.setattr(compactor_module, "read_back", read_back)
-    result = Compactor(catalog, SETTINGS).run("overlap")
+    result = Compactor(catalog, SMALL_SETTINGS).run("overlap")
 
     assert overlapped == [True]
     assert result.output_files == 3
@@ -103,7 +91,7 @@ def test_overlapped_read_back_writes_the_same_files_as_one_output_at_a_time(
     first = _dataset(catalog, tmp_path / "a", "overlapped")
     second = _dataset(catalog, tmp_path / "b", "sequential")
     expected = pa.concat_tables([pq.read_table(p) for p in sorted(first.list_files(first.base))])
-    overlapped = Compactor(catalog, SETTINGS).run("overlapped")
+    overlapped = Compactor(catalog, SMALL_SETTINGS).run("overlapped")
 
     real_submit = compactor_module._OutputVerifier.submit
 
@@ -112,7 +100,7 @@ def test_overlapped_read_back_writes_the_same_files_as_one_output_at_a_time(
         self._jobs[-1][1].result()  # each output verified before the next is written
 
     monkeypatch.setattr(compactor_module._OutputVerifier, "submit", submit_and_wait)
-    sequential = Compactor(catalog, SETTINGS).run("sequential")
+    sequential = Compactor(catalog, SMALL_SETTINGS).run("sequential")
 
     def etags(name: str) -> list[str]:
         return [f.etag for f in sorted(catalog.live_files(name), key=lambda f: f.path)]
@@ -144,7 +132,7 @@ def test_a_damaged_early_output_stops_the_run_and_publishes_nothing(
 
     monkeypatch.setattr(compactor_module, "read_back", damage_first_then_read_back)
     with pytest.raises(VerificationError, match=r"compacted-.*does not read back"):
-        Compactor(catalog, SETTINGS).run("damaged")
+        Compactor(catalog, SMALL_SETTINGS).run("damaged")
     assert len(damaged) == 1
     assert catalog.snapshot("damaged") == before
     assert _leftovers(storage) == []

@@ -15,31 +15,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from parquetry.catalog import Catalog, FragmentationPolicy
+from parquetry.catalog import Catalog
 from parquetry.compact import CompactionSettings, Compactor, VerificationError, rowgroup_copy
 from parquetry.compact import writer as writer_module
 from parquetry.compact.rowgroup_copy import RowGroupCopyError, copy_row_groups, read_source_footer
 from parquetry.storage import Storage
-from parquetry.testing.compaction import mixed_table, register, write_files
+from parquetry.testing.compaction import SMALL_SETTINGS, mixed_table, register, write_files
 
 pytestmark = pytest.mark.postgres
-
-POLICY = FragmentationPolicy(
-    small_file_bytes=1 << 20, min_small_files=4, min_row_groups=8, min_mean_row_group_rows=1000
-)
-SETTINGS = CompactionSettings(row_group_rows=2000, target_file_rows=5000, lease_ttl_s=30)
-
-
-@pytest.fixture
-def catalog(pg_dsn: str) -> Catalog:
-    cat = Catalog(pg_dsn, policy=POLICY)
-    cat.migrate()
-    return cat
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    return Storage(str(tmp_path / "data"))
 
 
 def leftovers(storage: Storage) -> list[str]:
@@ -149,7 +132,7 @@ def test_a_re_encoded_output_whose_values_differ_is_refused_and_nothing_changes(
         writer_that_changes_a_price(monkeypatch),
         pytest.raises(VerificationError, match="row hashes differ"),
     ):
-        Compactor(catalog, SETTINGS).run("wrong")
+        Compactor(catalog, SMALL_SETTINGS).run("wrong")
     assert catalog.snapshot("wrong") == before
     assert leftovers(storage) == []
     assert not catalog.dataset("wrong").compaction_in_progress
@@ -172,7 +155,7 @@ def test_a_re_encoded_output_damaged_in_storage_is_refused(
 
     monkeypatch.setattr(compactor_module, "read_back", damage_then_read_back)
     with pytest.raises(VerificationError, match=r"compacted-.*does not read back"):
-        Compactor(catalog, SETTINGS).run("damaged")
+        Compactor(catalog, SMALL_SETTINGS).run("damaged")
     assert catalog.snapshot("damaged") == before
     assert leftovers(storage) == []
 
@@ -184,7 +167,7 @@ def test_re_encoded_outputs_record_the_stored_bytes_etag_and_delta_encode_intege
     register(catalog, "enc", storage, files)
     expected = pa.concat_tables([pq.read_table(f.path) for f in files])
 
-    result = Compactor(catalog, SETTINGS).run("enc")
+    result = Compactor(catalog, SMALL_SETTINGS).run("enc")
 
     assert result.verification["input"] == result.verification["output"]
     assert result.verification["read_back_by"] == {"duckdb": 1, "pyarrow": 0}
@@ -267,7 +250,7 @@ def test_types_duckdb_reads_differently_are_read_back_by_pyarrow(catalog: Catalo
     catalog.register_files("secs", storage.root, files, tables[0].schema)
     expected = pa.concat_tables([pq.read_table(f.path) for f in files])
 
-    result = Compactor(catalog, SETTINGS).run("secs")
+    result = Compactor(catalog, SMALL_SETTINGS).run("secs")
 
     assert result.verification["read_back_by"] == {"duckdb": 0, "pyarrow": 1}
     assert result.verification["input"] == result.verification["output"]
@@ -287,7 +270,7 @@ def test_duckdb_read_back_names_every_column_even_one_called_like_its_hash(
     tables = [table(n * 50) for n in range(5)]
     catalog.register_files("names", storage.root, write_tables(storage, tables), tables[0].schema)
 
-    result = Compactor(catalog, SETTINGS).run("names")
+    result = Compactor(catalog, SMALL_SETTINGS).run("names")
 
     assert result.verification["read_back_by"] == {"duckdb": 1, "pyarrow": 0}
     out = result.verification["output"]

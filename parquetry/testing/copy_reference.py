@@ -33,6 +33,26 @@ INT32_MAX, INT32_MIN = 2**31 - 1, -(2**31)
 INT64_MAX, INT64_MIN = 2**63 - 1, -(2**63)
 
 
+def decode_in_pieces(
+    data: bytes, columns: list[PgColumn], cuts: Sequence[int], batch_rows: int, **decoder_options: Any
+) -> Any:
+    """Feed ``data`` to a :class:`CopyDecoder` cut at ``cuts`` (clamped, deduplicated) and return the
+    table of every batch: what a stream read in arbitrary pieces decodes to. Checks the batch size."""
+    import pyarrow as pa
+
+    from parquetry.pgcopy.decode import CopyDecoder
+
+    decoder = CopyDecoder(columns, source="pieces", batch_rows=batch_rows, **decoder_options)
+    batches: list[pa.RecordBatch] = []
+    prev = 0
+    for cut in [*sorted({min(max(c, 0), len(data)) for c in cuts}), len(data)]:
+        batches += decoder.feed(data[prev:cut])
+        prev = cut
+    batches += decoder.finish()
+    assert all(b.num_rows <= batch_rows for b in batches), "a batch exceeds batch_rows"
+    return pa.Table.from_batches(batches, schema=decoder.schema)
+
+
 def header(extension: bytes = b"") -> bytes:
     return SIGNATURE + struct.pack(">ii", 0, len(extension)) + extension
 

@@ -25,7 +25,7 @@ from parquetry.pgcopy.errors import CopyFormatError
 from parquetry.pgcopy.rowkernel import utf8_invalid_at
 from parquetry.pgcopy.types import PgColumn
 from parquetry.testing.arrow_compare import assert_same_table
-from parquetry.testing.copy_reference import TRAILER, encode_copy_binary, encode_row, header
+from parquetry.testing.copy_reference import TRAILER, decode_in_pieces, encode_copy_binary, encode_row, header
 
 
 def _num(p: int, s: int) -> int:
@@ -93,20 +93,6 @@ def streams(draw: st.DrawFn) -> tuple[list[PgColumn], list[tuple], bytes]:
     return columns, rows, encode_copy_binary(columns, rows)
 
 
-def _decode(
-    data: bytes, columns: list[PgColumn], one_pass: bool, cuts: list[int], batch_rows: int
-) -> pa.Table:
-    decoder = CopyDecoder(columns, source="s", batch_rows=batch_rows, one_pass=one_pass)
-    batches: list[pa.RecordBatch] = []
-    prev = 0
-    for cut in [*sorted({min(max(c, 0), len(data)) for c in cuts}), len(data)]:
-        batches += decoder.feed(data[prev:cut])
-        prev = cut
-    batches += decoder.finish()
-    assert all(b.num_rows <= batch_rows for b in batches)
-    return pa.Table.from_batches(batches, schema=decoder.schema)
-
-
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -118,7 +104,7 @@ def test_one_pass_and_two_pass_decoders_give_identical_tables(stream, cuts, batc
     whole = decode_copy_binary(data, columns)
     whole.validate(full=True)
     assert_same_table(whole, reference)
-    assert_same_table(_decode(data, columns, True, cuts, batch_rows), reference)
+    assert_same_table(decode_in_pieces(data, columns, cuts, batch_rows, one_pass=True), reference)
 
 
 def test_string_buffers_grow_when_a_later_batch_has_longer_values() -> None:
@@ -128,11 +114,11 @@ def test_string_buffers_grow_when_a_later_batch_has_longer_values() -> None:
     rows = short + long + [(99, None, None)]
     data = encode_copy_binary(columns, rows)
     for one_pass in (True, False):
-        table = _decode(data, columns, one_pass, [], 8)
+        table = decode_in_pieces(data, columns, [], 8, one_pass=one_pass)
         assert table.column("t").to_pylist() == [r[1] for r in rows]
         assert table.column("b").to_pylist() == [r[2] for r in rows]
     # fed in pieces, the first batch's guess comes from a few bytes and must grow as well
-    table = _decode(data, columns, True, list(range(0, len(data), 997)), 64)
+    table = decode_in_pieces(data, columns, list(range(0, len(data), 997)), 64, one_pass=True)
     assert table.column("t").to_pylist() == [r[1] for r in rows]
 
 

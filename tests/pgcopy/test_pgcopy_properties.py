@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from parquetry.pgcopy.decode import CopyDecoder, decode_copy_binary
 from parquetry.pgcopy.types import PgColumn, arrow_schema
 from parquetry.testing.arrow_compare import assert_same_table
-from parquetry.testing.copy_reference import TRAILER, encode_copy_binary, encode_row, header
+from parquetry.testing.copy_reference import TRAILER, decode_in_pieces, encode_copy_binary, encode_row, header
 
 UNIX_DATE = dt.date(1970, 1, 1)
 UNIX = dt.datetime(1970, 1, 1)
@@ -220,18 +220,6 @@ def tables(draw: st.DrawFn) -> tuple[list[PgColumn], list[tuple], pa.Table]:
     return columns, rows, expected
 
 
-def _split_decode(data: bytes, columns: list[PgColumn], cuts: list[int], batch_rows: int) -> pa.Table:
-    decoder = CopyDecoder(columns, source="split", batch_rows=batch_rows)
-    batches: list[pa.RecordBatch] = []
-    prev = 0
-    for cut in [*sorted({min(max(c, 0), len(data)) for c in cuts}), len(data)]:
-        batches += decoder.feed(data[prev:cut])
-        prev = cut
-    batches += decoder.finish()
-    assert all(b.num_rows <= batch_rows for b in batches)
-    return pa.Table.from_batches(batches, schema=decoder.schema)
-
-
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -243,7 +231,7 @@ def test_random_values_roundtrip_through_reference_encoder(table, cuts, batch_ro
     decoded = decode_copy_binary(data, columns, source="property")
     decoded.validate(full=True)
     assert_same_table(decoded, expected)
-    assert_same_table(_split_decode(data, columns, cuts, batch_rows), expected)
+    assert_same_table(decode_in_pieces(data, columns, cuts, batch_rows), expected)
 
 
 @PROPERTY_SETTINGS
@@ -253,7 +241,7 @@ def test_bytes_that_look_like_framing_never_shift_fields(values, data) -> None:
     rows = [(v, i, v[::-1]) for i, v in enumerate(values)]
     stream = encode_copy_binary(columns, rows)
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=10))
-    for table in (decode_copy_binary(stream, columns), _split_decode(stream, columns, cuts, 3)):
+    for table in (decode_copy_binary(stream, columns), decode_in_pieces(stream, columns, cuts, 3)):
         assert table.column("a").to_pylist() == values
         assert table.column("n").to_pylist() == list(range(len(values)))
         assert table.column("b").to_pylist() == [v[::-1] for v in values]
@@ -274,7 +262,7 @@ def test_byte_by_byte_feeding_matches_whole_stream(split: int) -> None:
     ]
     data = encode_copy_binary(columns, rows)
     whole = decode_copy_binary(data, columns)
-    assert_same_table(_split_decode(data, columns, list(range(0, len(data), split)), 4), whole)
+    assert_same_table(decode_in_pieces(data, columns, list(range(0, len(data), split)), 4), whole)
     assert whole.column("i").to_pylist() == list(range(40))
 
 

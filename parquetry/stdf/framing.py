@@ -125,10 +125,7 @@ def _frame_impl(buf, n, big, offs, lens, codes):
     k = 0
     cap = offs.shape[0]
     while pos + 4 <= n and k < cap:
-        if big:
-            ln = (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
-        else:
-            ln = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
+        ln = _u2(buf, pos, big)
         if pos + 4 + ln > n:
             break
         offs[k] = pos
@@ -153,10 +150,7 @@ def _scan_impl(buf, n, big, offs, lens, codes, counts, kind, rare):
     n_rare = 0
     cap = offs.shape[0]
     while pos + 4 <= n and k < cap:
-        if big:
-            ln = (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
-        else:
-            ln = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
+        ln = _u2(buf, pos, big)
         if pos + 4 + ln > n:
             break
         code = np.int32(buf[pos + 2]) * 256 + np.int32(buf[pos + 3])
@@ -191,26 +185,27 @@ def _u2(buf, p, big):
     return np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
 
 
-_frame_jit = None
-_scan_jit = None
+_kernels: dict[str, object] = {}
 
 
-def frame(buf: np.ndarray, n: int, big: bool, offs: np.ndarray, lens: np.ndarray, codes: np.ndarray):
-    """Numba-compiled framing (compiled on first use so that importing stays cheap)."""
-    global _frame_jit
-    if _frame_jit is None:
-        import numba
-
-        _frame_jit = numba.njit(cache=True, nogil=True)(_frame_impl)
-    return _frame_jit(buf, n, big, offs, lens, codes)
-
-
-def scan(buf, n, big, offs, lens, codes, counts, kind, rare):
-    """Numba-compiled ``_scan_impl`` (compiled on first use)."""
-    global _scan_jit, _u2
-    if _scan_jit is None:
+def _compiled() -> dict[str, object]:
+    """Compile the framing kernels on first use, so that importing stays cheap. ``_u2`` becomes an
+    inlined numba function first: both kernels call it for every record header."""
+    global _u2
+    if not _kernels:
         import numba
 
         _u2 = numba.njit(inline="always", cache=True, nogil=True)(_u2)
-        _scan_jit = numba.njit(cache=True, nogil=True, _nrt=False)(_scan_impl)
-    return _scan_jit(buf, n, big, offs, lens, codes, counts, kind, rare)
+        _kernels["frame"] = numba.njit(cache=True, nogil=True)(_frame_impl)
+        _kernels["scan"] = numba.njit(cache=True, nogil=True, _nrt=False)(_scan_impl)
+    return _kernels
+
+
+def frame(buf: np.ndarray, n: int, big: bool, offs: np.ndarray, lens: np.ndarray, codes: np.ndarray):
+    """Numba-compiled ``_frame_impl``: the header walk alone (record counts)."""
+    return _compiled()["frame"](buf, n, big, offs, lens, codes)
+
+
+def scan(buf, n, big, offs, lens, codes, counts, kind, rare):
+    """Numba-compiled ``_scan_impl``: the header walk that also sizes the chunk for the decoder."""
+    return _compiled()["scan"](buf, n, big, offs, lens, codes, counts, kind, rare)

@@ -16,7 +16,7 @@ from parquetry.compact import Compactor, VerificationError, rowgroup_copy
 from parquetry.compact import compactor as compactor_module
 from parquetry.compact.rowgroup_copy import RowGroupCopyError, copy_row_groups, read_source_footer
 from parquetry.compact.verify import RowDigest
-from parquetry.storage import Storage
+from parquetry.storage import Storage, WrittenFile
 from parquetry.testing.compaction import SMALL_SETTINGS, mixed_table, register, write_files
 
 
@@ -139,16 +139,22 @@ def test_a_damaged_early_output_stops_the_run_and_publishes_nothing(
     assert not catalog.dataset("damaged").compaction_in_progress
 
 
+def _two_sources(root: Path) -> tuple[Storage, list[WrittenFile]]:
+    """Two 20,000-row files of distinct rows, each one row group: inputs for a byte-for-byte copy."""
+    storage = Storage(str(root))
+    sources = [
+        storage.write_parquet(storage.path(f"{n}.parquet"), mixed_table(20_000, start=n * 20_000))
+        for n in range(2)
+    ]
+    return storage, sources
+
+
 def test_copies_compared_in_small_blocks_record_the_stored_files_sha256(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Blocks much smaller than a column chunk: the etag is hashed in a second thread, still in order."""
     monkeypatch.setattr(rowgroup_copy, "_COMPARE_BLOCK", 4096)
-    storage = Storage(str(tmp_path))
-    sources = [
-        storage.write_parquet(storage.path(f"{n}.parquet"), mixed_table(20_000, start=n * 20_000))
-        for n in range(2)
-    ]
+    storage, sources = _two_sources(tmp_path)
     parts = [(read_source_footer(storage, s.path), 0) for s in sources]
     written, info = copy_row_groups(storage, storage.path("out.parquet"), parts)
     assert (written.etag, written.bytes) == storage.file_digest(written.path)
@@ -160,11 +166,7 @@ def test_a_byte_changed_deep_inside_the_second_source_copy_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(rowgroup_copy, "_COMPARE_BLOCK", 4096)
-    storage = Storage(str(tmp_path))
-    sources = [
-        storage.write_parquet(storage.path(f"{n}.parquet"), mixed_table(20_000, start=n * 20_000))
-        for n in range(2)
-    ]
+    storage, sources = _two_sources(tmp_path)
     parts = [(read_source_footer(storage, s.path), 0) for s in sources]
     at = sources[0].bytes + 5000  # past the first source's chunks, many blocks into the second's
     real_verify = rowgroup_copy._verify

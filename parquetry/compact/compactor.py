@@ -80,6 +80,14 @@ class CompactionSettings:
     # Integer and temporal columns (without a dictionary) written DELTA_BINARY_PACKED: smaller and
     # cheaper to encode and decode than plain for keys, timestamps and dates (see compact.writer).
     delta_integers: bool = True
+    # Row groups encoded at once (see compact.writer); None: the cores, at most four. Each one in
+    # flight holds a row group in memory, decoded and encoded.
+    encode_threads: int | None = None
+
+    def resolved_encode_threads(self) -> int:
+        if self.encode_threads is not None:
+            return max(1, int(self.encode_threads))
+        return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -365,7 +373,13 @@ class Compactor:
             use_dictionary=s.use_dictionary,
         )
         return write_row_groups(
-            storage, planned.path, reader.row_groups(planned), schema, options, s.delta_integers
+            storage,
+            planned.path,
+            reader.row_groups(planned),
+            schema,
+            options,
+            s.delta_integers,
+            threads=s.resolved_encode_threads(),
         )
 
     def _verify(

@@ -225,22 +225,37 @@ def _write_streamed(storage: Storage, tmp: str, parts: Sequence[tuple[SourceFoot
     )
 
 
-def _assemble(
-    parts: Sequence[tuple[SourceFooter, int]], copy_range: Callable[[SourceFooter, int, int], None]
-) -> _Layout:
-    """Copy every column chunk of ``parts`` (after the 4-byte magic) and build the new footer."""
-    new_groups: list[TStruct] = []
-    segments: list[_Segment] = []
-    rows = 0
-    pos = 4
-    for ordinal, (source, r) in enumerate(parts):
-        group = _clone_row_group(source.metadata.get(4).items[r])
+class FooterBuilder:
+    """Builds the footer of a file whose row groups are column chunks moved from other Parquet files.
+
+    Column chunks are relocatable (page headers hold sizes, not positions), so moving one only shifts
+    the offsets its metadata records. :meth:`add` takes a row group of a source footer placed at output
+    byte ``pos``; :meth:`tail` is the new footer (the first source's, with every row group added),
+    its length and the closing magic. Page indexes and bloom filters are not carried (their pointers
+    are dropped rather than left dangling).
+    """
+
+    def __init__(self) -> None:
+        self.groups: list[TStruct] = []
+        self.rows = 0
+        self._first: TStruct | None = None
+
+    def add(
+        self, metadata: TStruct, r: int, pos: int, copy_range: Callable[[int, int], None]
+    ) -> list[tuple[int, int, int]]:
+        """Place row group ``r`` of ``metadata`` at output byte ``pos``: ``copy_range(start, length)``
+        is called for each of its column chunks in order, and must append those source bytes to the
+        output. Returns the (output offset, source start, length) of each chunk."""
+        if self._first is None:
+            self._first = metadata
+        group = _clone_row_group(metadata.get(4).items[r])
         group_start = pos
+        moved = []
         for cc in group.get(1).items:
             cmd = cc.get(3)
             start, length = _chunk_range(cmd)
-            copy_range(source, start, length)
-            segments.append(_Segment(pos, source.path, start, length))
+            copy_range(start, length)
+            moved.append((pos, start, length))
             delta = pos - start
             for fid in (9, 10, 11):
                 if cmd.has(fid):
@@ -252,15 +267,42 @@ def _assemble(
             pos += length
         group.set(5, I64, group_start)
         group.set(6, I64, pos - group_start)
-        group.set(7, I16, ordinal)
-        new_groups.append(group)
-        rows += group.get(3)
-    meta = TStruct(list(parts[0][0].metadata.fields))  # fields 3 and 4 are replaced, the rest shared
-    meta.set(3, I64, rows)
-    meta.set(4, LIST, TList(STRUCT, new_groups))
-    footer = encode(meta)
-    tail = footer + len(footer).to_bytes(4, "little") + MAGIC
-    return _Layout(rows, len(new_groups), pos, tuple(segments), tail, None)
+        if group.has(7):  # the ordinal is optional (pyarrow leaves it out); where set, renumber it
+            group.set(7, I16, len(self.groups))
+        self.groups.append(group)
+        self.rows += group.get(3)
+        return moved
+
+    def tail(self) -> bytes:
+        if self._first is None:
+            raise RowGroupCopyError("no row group to write a footer for")
+        meta = TStruct(list(self._first.fields))  # fields 3 and 4 are replaced, the rest shared
+        meta.set(3, I64, self.rows)
+        meta.set(4, LIST, TList(STRUCT, self.groups))
+        footer = encode(meta)
+        return footer + len(footer).to_bytes(4, "little") + MAGIC
+
+
+def chunk_ranges(metadata: TStruct, r: int) -> list[tuple[int, int]]:
+    """(start, length) of each column chunk of row group ``r``, in column order."""
+    return [_chunk_range(cc.get(3)) for cc in metadata.get(4).items[r].get(1).items]
+
+
+def _assemble(
+    parts: Sequence[tuple[SourceFooter, int]], copy_range: Callable[[SourceFooter, int, int], None]
+) -> _Layout:
+    """Copy every column chunk of ``parts`` (after the 4-byte magic) and build the new footer."""
+    builder = FooterBuilder()
+    segments: list[_Segment] = []
+    pos = 4
+    for source, r in parts:
+        moved = builder.add(
+            source.metadata, r, pos, lambda start, length, source=source: copy_range(source, start, length)
+        )
+        for offset, start, length in moved:
+            segments.append(_Segment(offset, source.path, start, length))
+            pos = offset + length
+    return _Layout(builder.rows, len(builder.groups), pos, tuple(segments), builder.tail(), None)
 
 
 def _clone_row_group(group: TStruct) -> TStruct:

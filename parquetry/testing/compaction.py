@@ -28,7 +28,7 @@ def mixed_table(rows: int, start: int = 0, seed: int = 0) -> pa.Table:
             "id": ids,
             "qty": pa.array(rng.integers(-1000, 1000, rows, dtype=np.int32), mask=nulls),
             "price": rng.normal(100.0, 15.0, rows),
-            "label": pa.array([f"item-{x % 997}" for x in ids.tolist()]),
+            "label": pa.array([f"item-{x % 997}" for x in ids.tolist()], pa.string()),
             "ok": rng.random(rows) < 0.5,
             "at": pa.array(ids * 1_000_003, type=pa.timestamp("us")),
             "day": pa.array((ids % 20000).astype(np.int32), type=pa.date32()),

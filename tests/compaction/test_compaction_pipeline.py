@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -111,6 +112,25 @@ def test_overlapped_read_back_writes_the_same_files_as_one_output_at_a_time(
     got = pa.concat_tables([pq.read_table(p) for p in overlapped.outputs])
     assert got.sort_by("id").equals(expected.sort_by("id"))
     assert sorted(_leftovers(second)) == sorted(os.path.basename(p) for p in sequential.outputs)
+
+
+@pytest.mark.postgres
+def test_outputs_do_not_depend_on_how_many_row_groups_are_encoded_at_once(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    results = {}
+    for threads in (1, 3):
+        _dataset(catalog, tmp_path / f"t{threads}", f"threads-{threads}")
+        settings = dataclasses.replace(SMALL_SETTINGS, encode_threads=threads)
+        results[threads] = Compactor(catalog, settings).run(f"threads-{threads}")
+
+    def etags(name: str) -> list[str]:
+        return [f.etag for f in sorted(catalog.live_files(name), key=lambda f: f.path)]
+
+    assert results[1].output_files == results[3].output_files == 3
+    assert results[1].row_groups_after == results[3].row_groups_after > results[1].output_files
+    assert etags("threads-1") == etags("threads-3")
+    assert results[3].verification["verified"] is True
 
 
 @pytest.mark.postgres

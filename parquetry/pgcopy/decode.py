@@ -74,7 +74,8 @@ class CopyDecoder:
         self._k = kernels
         self._cols = columns
         ncols = len(self.columns)
-        self._one = rows.RowColumns(self._types, batch_rows, pool) if one_pass else None
+        not_null = [c.not_null for c in self.columns]
+        self._one = rows.RowColumns(self._types, batch_rows, pool, not_null) if one_pass else None
         # Without slice columns the one-pass decoder keeps no input: only a partial row is pending.
         self._keeps_input = self._one is None or self._one.keeps_input
         self._batch_first = 0  # stream offset where the pending batch's first row starts
@@ -241,6 +242,7 @@ class CopyDecoder:
             arrays = self._one.emit(arr, n, contexts)
         else:
             arrays = self._cols.decode_columns(arr, self._offs, self._lens, n, self._types, contexts)
+        self._check_not_null(arrays, first_row)
         if arrays:
             batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         else:
@@ -250,6 +252,18 @@ class CopyDecoder:
         self._batch_pos = self._scan
         self._batch_first = self._base + self._scan
         return batch
+
+    def _check_not_null(self, arrays: list[pa.Array], first_row: int) -> None:
+        """A NULL in a column the table declares ``NOT NULL`` is refused, not written as a null into a
+        non-nullable field (Arrow would not check it). The one-pass kernel stops at the very field; this
+        check covers the two-pass decoder, naming the row and the offset where its batch starts."""
+        for col, field, array in zip(self.columns, self.schema, arrays, strict=False):
+            if not field.nullable and array.null_count:
+                row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
+                reason = "NULL in a column declared NOT NULL (in the batch starting at this offset)"
+                raise self._error(
+                    reason, self._batch_first - self._base, row=first_row + row, column=col.name
+                )
 
     def _truncation_error(self) -> CopyFormatError:
         """Say exactly where the stream stops: inside which row and field."""

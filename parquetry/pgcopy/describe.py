@@ -39,7 +39,7 @@ WHERE t.oid = %s
 _MULTIRANGE_SQL = "(SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = t.oid)"
 
 _ATTRS_SQL = """
-SELECT a.attname, a.atttypid, a.atttypmod, a.attndims, format_type(a.atttypid, a.atttypmod)
+SELECT a.attname, a.atttypid, a.atttypmod, a.attndims, format_type(a.atttypid, a.atttypmod), a.attnotnull
 FROM pg_attribute a
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
@@ -113,7 +113,8 @@ class _Resolver:
             )
         if typtype == "c":
             fields = []
-            for attname, atttypid, atttypmod, attndims, _ in self.conn.execute(_ATTRS_SQL, (typrelid,)):
+            # A composite value's attributes may be NULL whatever the table behind the type declares.
+            for attname, atttypid, atttypmod, attndims, _, _ in self.conn.execute(_ATTRS_SQL, (typrelid,)):
                 fields.append(PgField(attname, self.resolve(atttypid, atttypmod, attndims, depth + 1)))
             if not fields:
                 raise self.unsupported("composite type without attributes", name)
@@ -124,9 +125,12 @@ class _Resolver:
             )
         raise self.unsupported(f"type kind {typtype!r}", name)
 
-    def column(self, name: str, oid: int, typmod: int, ndims: int, type_name: str) -> PgColumn:
+    def column(
+        self, name: str, oid: int, typmod: int, ndims: int, type_name: str, not_null: bool = False
+    ) -> PgColumn:
         self.column_name = name
-        col = PgColumn(name, oid, type_name, typmod, self.resolve(oid, typmod, ndims), self.relation)
+        pg_type = self.resolve(oid, typmod, ndims)
+        col = PgColumn(name, oid, type_name, typmod, pg_type, self.relation, not_null)
         column_arrow_field(col)  # refuse unmapped types now, not mid-extraction
         return col
 
@@ -191,6 +195,10 @@ def describe_relation(
 ) -> list[PgColumn]:
     """The live columns of a table, view or materialized view, skipping dropped columns.
 
+    Columns of a table (plain or partitioned) declared ``NOT NULL`` come back ``not_null``: PostgreSQL
+    enforces it on every row. Views, materialized views and foreign tables never promise it (a foreign
+    table's constraint is not checked), and neither does a query: an outer join can null any column.
+
     ``relation`` is ``'table'``, ``'schema.table'`` (SQL quoting allowed, as ``to_regclass`` reads it) or a
     ``(schema, table)`` tuple taken literally. Columns come in ``attnum`` order, or in the order of
     ``columns`` when given (the order ``COPY t (cols) TO`` emits them in); an unknown name is an error.
@@ -198,13 +206,15 @@ def describe_relation(
     regclass_text = sql.Identifier(*relation).as_string(conn) if isinstance(relation, tuple) else relation
     try:
         row = conn.execute(
-            "SELECT to_regclass(%s)::oid, to_regclass(%s)::text", (regclass_text,) * 2
+            "SELECT c.oid, c.oid::regclass::text, c.relkind FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            (regclass_text,),
         ).fetchone()
     except psycopg.errors.InvalidName as exc:
         raise LookupError(f"relation name {regclass_text!r} is not valid SQL: {exc}") from None
-    if row is None or row[0] is None:
+    if row is None:
         raise LookupError(f"relation {regclass_text!r} does not exist")
-    rel_oid, rel_name = row
+    rel_oid, rel_name, relkind = row
+    enforces_not_null = relkind in ("r", "p")
     attrs = conn.execute(_ATTRS_SQL, (rel_oid,)).fetchall()
     if columns is not None:
         by_name = {a[0]: a for a in attrs}
@@ -214,6 +224,8 @@ def describe_relation(
         attrs = [by_name[c] for c in columns]
     resolver = _Resolver(conn, rel_name)
     return [
-        resolver.column(attname, atttypid, atttypmod, max(1, attndims), type_name)
-        for attname, atttypid, atttypmod, attndims, type_name in attrs
+        resolver.column(
+            attname, atttypid, atttypmod, max(1, attndims), type_name, enforces_not_null and attnotnull
+        )
+        for attname, atttypid, atttypmod, attndims, type_name, attnotnull in attrs
     ]

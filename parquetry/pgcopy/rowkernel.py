@@ -50,6 +50,7 @@ ROWS_SHORT_HEADER = 9  # jsonb value shorter than its version byte
 ROWS_NUMERIC = 10  # detail = kernels.NUM_* status
 ROWS_TS_RANGE = 11  # detail = the PostgreSQL microseconds
 ROWS_BAD_UTF8 = 12  # detail = byte index inside the value
+ROWS_NOT_NULL = 13  # a NULL in a column declared NOT NULL
 
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
@@ -232,7 +233,7 @@ def decode_rows(
     kinds, widths, params, scales, slots,
     fixed, words, f16, f32, bitmaps,
     var_offsets, var_data, var_base, var_cap, var_pos,
-    slice_offs, slice_lens,
+    slice_offs, slice_lens, not_null,
 ):  # fmt: skip
     """Decode whole rows from ``pos`` into the column buffers, rows numbered from ``row0``.
 
@@ -283,6 +284,10 @@ def decode_rows(
                     for v in range(nvar):  # the row does not count: drop its string bytes
                         var_pos[v] = var_offsets[v, ur]
                     return row - row0, pos, ROWS_BAD_LENGTH, c, p - 4, 0
+                if not_null[c]:
+                    for v in range(nvar):
+                        var_pos[v] = var_offsets[v, ur]
+                    return row - row0, pos, ROWS_NOT_NULL, c, p - 4, 0
                 bitmaps[c, byte] &= keep
                 if kind == R_VAR:
                     v = slots[c]

@@ -83,7 +83,13 @@ class RowColumns:
     so its chunks reuse each other's memory.
     """
 
-    def __init__(self, types: Sequence[PgType], max_rows: int, pool: BufferPool | None = None) -> None:
+    def __init__(
+        self,
+        types: Sequence[PgType],
+        max_rows: int,
+        pool: BufferPool | None = None,
+        not_null: Sequence[bool] | None = None,
+    ) -> None:
         self.pool = pool if pool is not None else BufferPool()
         self._blocks: list[np.ndarray] = []  # the pending batch's blocks, leased to its arrays at emit
         self.types = list(types)
@@ -91,6 +97,7 @@ class RowColumns:
         ncols = len(self.types)
         specs = [row_kind(t) for t in self.types]
         self.kinds = np.array([s[0] for s in specs], dtype=np.int64)
+        self.not_null = np.array(list(not_null or [False] * ncols), dtype=np.bool_)
         self.widths = np.array([s[1] for s in specs], dtype=np.int64)
         self.params = np.array([s[2] for s in specs], dtype=np.int64)
         self.scales = np.array([s[3] for s in specs], dtype=np.int64)
@@ -216,7 +223,7 @@ class RowColumns:
                 self.fixed_u8, self.fixed, self.fixed_u8.view(np.uint16), self.fixed_u8.view(np.uint32),
                 self.bitmaps,
                 self.var_offsets, self.var_data, self.var_base, self.var_cap, self.var_pos,
-                self.slice_offs, self.slice_lens,
+                self.slice_offs, self.slice_lens, self.not_null,
             )  # fmt: skip
             rows_total += int(rows)
             self.rows_decoded = row0 + rows_total
@@ -244,6 +251,8 @@ class RowColumns:
                 f"{t.name} value {detail} us after 2000-01-01 is beyond the Arrow int64 microsecond range "
                 "(after 294247-01-10)"
             )
+        elif status == R.ROWS_NOT_NULL:
+            reason = "NULL in a column declared NOT NULL"
         elif status == R.ROWS_BAD_UTF8:
             reason = (
                 f"{t.name} value is not valid UTF-8 (set client_encoding to UTF8): "

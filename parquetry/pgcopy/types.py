@@ -144,7 +144,9 @@ class PgType:
 class PgColumn:
     """One output column. ``pg_type`` resolves from ``type_oid`` for built-in types when not given.
 
-    ``relation`` (``schema.table`` or empty for a query) only serves error messages.
+    ``relation`` (``schema.table`` or empty for a query) only serves error messages. ``not_null`` marks a
+    table column declared ``NOT NULL``: its Arrow field is non-nullable (``REQUIRED`` in Parquet, which
+    then stores no definition levels) and the decoder refuses a NULL in it.
     """
 
     name: str
@@ -153,6 +155,7 @@ class PgColumn:
     typmod: int = -1
     pg_type: PgType | None = field(default=None, compare=True)
     relation: str = ""
+    not_null: bool = False
 
     def __post_init__(self) -> None:
         if self.pg_type is None:
@@ -318,11 +321,12 @@ def arrow_field(name: str, t: PgType, type_name: str | None = None) -> pa.Field:
 def column_arrow_field(col: PgColumn) -> pa.Field:
     """The Arrow field of one column, or ``UnsupportedTypeError`` naming table, column and type."""
     try:
-        return arrow_field(col.name, col.type, col.type_name)
+        f = arrow_field(col.name, col.type, col.type_name)
     except _Unsupported as exc:
         raise UnsupportedTypeError(
             str(exc), table=col.relation, column=col.name, type_name=col.type_name
         ) from None
+    return f.with_nullable(False) if col.not_null else f
 
 
 def arrow_schema(columns: Sequence[PgColumn]) -> pa.Schema:

@@ -158,3 +158,31 @@ def test_a_failed_rerun_leaves_the_previous_files_untouched(items, tmp_path):
     ]
     assert {p: storage.file_digest(p)[0] for p in before} == before
     assert list((tmp_path / "staging").iterdir()) == []
+
+
+def test_not_null_columns_are_required_in_parquet_and_views_stay_optional(pg_dsn, tmp_path):
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE strict_items (id bigint NOT NULL, code text NOT NULL, note text)")
+        conn.execute(
+            "INSERT INTO strict_items SELECT g, 'c' || g, NULLIF(g % 3, 0)::text"
+            " FROM generate_series(1, 500) g"
+        )
+        conn.execute("CREATE VIEW strict_items_view AS SELECT * FROM strict_items")
+    storage = Storage(str(tmp_path / "data"))
+    repetition = {}
+    for name in ("strict_items", "strict_items_view"):
+        result = extract_table_to_parquet(
+            pg_dsn, TableSpec(name, relation=name), storage, options=ExtractOptions(workers=1, **SMALL)
+        )
+        (written,) = result.files
+        parquet_schema = pq.ParquetFile(written.path).schema
+        repetition[name] = [parquet_schema.column(i).max_definition_level for i in range(3)]
+        table = pq.read_table(written.path)
+        assert table.column("id").to_pylist() == list(range(1, 501))
+        assert table.column("note").null_count == 500 // 3
+    assert repetition == {"strict_items": [0, 0, 1], "strict_items_view": [1, 1, 1]}
+    assert [f.nullable for f in pq.read_schema(storage.path("strict_items", "part-00000.parquet"))] == [
+        False,
+        False,
+        True,
+    ]

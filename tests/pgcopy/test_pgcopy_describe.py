@@ -7,6 +7,7 @@ import pytest
 
 from parquetry.pgcopy.describe import describe_query, describe_relation
 from parquetry.pgcopy.errors import UnsupportedTypeError
+from parquetry.pgcopy.types import arrow_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -83,3 +84,22 @@ def test_query_description_inside_a_transaction_keeps_it_usable(pg_dsn: str) -> 
         cols = describe_query(c, "SELECT 1::int2 AS a, 'x'::text AS b")
         assert [c_.type.codec for c_ in cols] == ["int2", "text"]
         assert c.execute("SELECT 42").fetchone() == (42,)
+
+
+def test_not_null_is_kept_for_table_columns_only(conn) -> None:
+    conn.execute("CREATE TYPE pair AS (a int, b text)")
+    conn.execute("CREATE TABLE strict (id bigint NOT NULL, p pair NOT NULL, note text)")
+    conn.execute("CREATE TABLE parted (id int NOT NULL, day date) PARTITION BY RANGE (day)")
+    conn.execute("CREATE VIEW strict_view AS SELECT id, note FROM strict")
+
+    table = describe_relation(conn, "strict")
+    assert [(c.name, c.not_null) for c in table] == [("id", True), ("p", True), ("note", False)]
+    assert [f.nullable for f in arrow_schema(table)] == [False, False, True]
+    # A composite value's own attributes may be NULL even where the column is NOT NULL.
+    assert arrow_schema(table).field("p").type.field("a").nullable
+
+    assert [c.not_null for c in describe_relation(conn, "parted")] == [True, False]
+    assert [c.not_null for c in describe_relation(conn, "strict_view")] == [False, False]
+    # An outer join can null any column of a query.
+    query = "SELECT s.id FROM (VALUES (1)) v(x) LEFT JOIN strict s ON s.id = v.x"
+    assert [c.not_null for c in describe_query(conn, query)] == [False]

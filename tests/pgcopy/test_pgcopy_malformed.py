@@ -186,3 +186,23 @@ def test_hand_written_composite_type_needs_no_database() -> None:
     addr = PgType(oid=99999, name="pair", kind="composite", fields=())
     with pytest.raises(UnsupportedTypeError, match="without attributes"):
         arrow_schema([PgColumn("p", 99999, "pair", pg_type=addr)])
+
+
+def test_null_in_a_not_null_column_names_row_column_and_offset() -> None:
+    columns = [PgColumn("id", 23, "integer", not_null=True), PgColumn("name", 25, "text", not_null=True)]
+    rows = [(1, "a"), (2, "b"), (3, None)]
+    data = encode_copy_binary(columns, rows)
+    name_of_row3_at = len(header()) + sum(len(encode_row(columns, r)) for r in rows[:2]) + 2 + 8
+    with pytest.raises(CopyFormatError, match="NULL in a column declared NOT NULL") as err:
+        decode_copy_binary(data, columns, source=SOURCE)
+    assert (err.value.row, err.value.column, err.value.offset) == (3, "name", name_of_row3_at)
+    # The two-pass decoder names the row and where its batch starts.
+    two_pass = CopyDecoder(columns, SOURCE, one_pass=False)
+    with pytest.raises(CopyFormatError, match="NULL in a column declared NOT NULL") as err:
+        two_pass.feed(data)
+        two_pass.finish()
+    assert (err.value.row, err.value.column, err.value.offset) == (3, "name", len(header()))
+
+    batch = decode_copy_binary(encode_copy_binary(columns, rows[:2]), columns, source=SOURCE)
+    assert [f.nullable for f in batch.schema] == [False, False]
+    assert batch.column("name").to_pylist() == ["a", "b"]

@@ -127,7 +127,6 @@ def build_operations(
         job = dg.define_asset_job(
             f"postgres_daily_job{suffix}",
             selection=dg.AssetSelection.assets(*keys),
-            partitions_def=pdef,
             description="Daily extraction of time-partitioned PostgreSQL tables into Parquet.",
         )
         jobs.append(job)

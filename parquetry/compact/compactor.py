@@ -61,6 +61,10 @@ __all__ = ["CompactionError", "CompactionResult", "CompactionSettings", "Compact
 
 StorageFactory = Callable[[str], Storage]
 VERIFY_THREADS = 2  # DuckDB threads hashing a read-back output (the last one is the run's last CPU stage)
+# Byte-copied outputs made at once: a copy is mostly the kernel copying and a second thread hashing what
+# it reads back, so two outputs in flight keep two cores busy where one left the copy and the compare
+# taking turns.
+COPY_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -185,27 +189,20 @@ class Compactor:
             input_digest = RowDigest()
             reader = RowGroupReader(storage, plan, target, input_digest, skip, footers)
             verifier = _OutputVerifier(storage, target)
-            copied = {"files": 0, "row_groups": 0, "chunk_bytes": 0}
-            byte_copies: dict[int, WrittenFile] = {}
+            copier = _ByteCopier(storage)
             try:
                 try:
                     for n, planned in enumerate(plan.outputs):
+                        # Listed before it exists: a failed run removes whatever of it was published.
+                        written_paths.append(planned.path)
                         if n in copies:
-                            try:
-                                written, info = copy_row_groups(storage, planned.path, copies[n])
-                            except RowGroupCopyError as exc:
-                                raise CompactionError(str(exc)) from exc
-                            written_paths.append(written.path)
-                            copied["files"] += 1
-                            copied["row_groups"] += info["row_groups"]
-                            copied["chunk_bytes"] += info["chunk_bytes"]
-                            byte_copies[n] = written
+                            copier.submit(n, planned.path, copies[n])  # copied and checked meanwhile
                         else:
                             rows, groups = self._write(storage, planned, reader, target)
-                            written_paths.append(planned.path)
                             # Read back in the background while the next output is written.
                             verifier.submit(n, planned.path, rows, groups)
                         verifier.raise_failure()  # a failed read-back stops the run at once
+                        copier.raise_failure()
                         if time.monotonic() - renewed >= self.settings.lease_ttl_s / 3:
                             # Only a long run renews (one round trip per third of the lease's life, not
                             # one per output); the commit checks the lease again anyway.
@@ -213,6 +210,7 @@ class Compactor:
                             renewed = time.monotonic()
                     reader.finish()
                     input_digest.flush()
+                    byte_copies, copied = copier.results()
                 finally:
                     reader.close()
                 try:
@@ -223,7 +221,9 @@ class Compactor:
                 finally:
                     input_digest.close()
             finally:
-                verifier.close()  # before any clean-up removes what it may still be reading
+                # Before any clean-up removes what they may still be reading or about to publish.
+                copier.close()
+                verifier.close()
             published = [byte_copies.get(n) or read_back_files[n] for n in range(len(plan.outputs))]
             fault_point("after_outputs")
             inputs = [by_path[f.path] for f in plan.inputs]
@@ -457,6 +457,48 @@ class _OutputVerifier:
         self._pool.shutdown(wait=True, cancel_futures=True)
         for _, _, digest in self._jobs:
             digest.close()
+
+
+_Copied = tuple[WrittenFile, dict[str, int]]  # a published copy and its totals
+
+
+class _ByteCopier:
+    """Makes the byte-copied outputs (:func:`copy_row_groups`: copy, compare, publish) in a small thread
+    pool, ``COPY_THREADS`` at a time, while the run goes on with the next outputs."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._pool = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="parquetry-compact-copy")
+        self._jobs: list[tuple[int, Future[_Copied]]] = []
+
+    def submit(self, n: int, path: str, parts: list[tuple[SourceFooter, int]]) -> None:
+        self._jobs.append((n, self._pool.submit(copy_row_groups, self.storage, path, parts)))
+
+    def _result(self, future: Future[_Copied]) -> _Copied:
+        try:
+            return future.result()
+        except RowGroupCopyError as exc:
+            raise CompactionError(str(exc)) from exc
+
+    def raise_failure(self) -> None:
+        """Raise the error of a copy that already failed (without waiting for running ones)."""
+        for _, future in self._jobs:
+            if future.done() and future.exception() is not None:
+                self._result(future)
+
+    def results(self) -> tuple[dict[int, WrittenFile], dict[str, int]]:
+        """Wait for every copy: the published files by output number, and the totals for the report."""
+        files: dict[int, WrittenFile] = {}
+        copied = {"files": 0, "row_groups": 0, "chunk_bytes": 0}
+        for n, future in self._jobs:
+            files[n], info = self._result(future)
+            copied["files"] += 1
+            copied["row_groups"] += info["row_groups"]
+            copied["chunk_bytes"] += info["chunk_bytes"]
+        return files, copied
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _totals(files: Sequence[LiveFile]) -> tuple[int, int, int]:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from parquetry.catalog import Catalog
-from parquetry.compact import Compactor, VerificationError, rowgroup_copy
+from parquetry.compact import CompactionError, Compactor, VerificationError, rowgroup_copy
 from parquetry.compact import compactor as compactor_module
 from parquetry.compact.rowgroup_copy import RowGroupCopyError, copy_row_groups, read_source_footer
 from parquetry.compact.verify import RowDigest
@@ -203,3 +203,66 @@ def test_a_byte_changed_deep_inside_the_second_source_copy_is_named(
     with pytest.raises(RowGroupCopyError, match=r"read back differ from .*1\.parquet bytes"):
         copy_row_groups(storage, storage.path("out.parquet"), parts)
     assert sorted(os.listdir(storage.base)) == ["0.parquet", "1.parquet"]
+
+
+def _copyable(catalog: Catalog, root: Path, name: str) -> list[WrittenFile]:
+    """Six small files of one healthy 1,500-row group each: with 3,000-row outputs, three byte copies."""
+    storage = Storage(str(root))
+    files = write_files(storage, "", files=6, rows_per_file=1500)
+    register(catalog, name, storage, files)
+    return files
+
+
+COPY_SETTINGS = dataclasses.replace(SMALL_SETTINGS, row_group_rows=1500, target_file_rows=3000)
+
+
+@pytest.mark.postgres
+def test_byte_copied_outputs_are_made_two_at_a_time(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _copyable(catalog, tmp_path, "copies")
+    both_started = threading.Barrier(2, timeout=10)
+    real = compactor_module.copy_row_groups
+    calls: list[str] = []
+
+    def copy_when_both_run(storage: Storage, path: str, parts: Any) -> Any:
+        calls.append(path)
+        if len(calls) <= 2:
+            both_started.wait()  # breaks (and fails the run) unless the first two copies run at once
+        return real(storage, path, parts)
+
+    monkeypatch.setattr(compactor_module, "copy_row_groups", copy_when_both_run)
+    monkeypatch.setattr(compactor_module, "COPY_THREADS", 2)
+    result = Compactor(catalog, COPY_SETTINGS).run("copies")
+
+    assert result.verification["byte_copied"] == {
+        "files": 3,
+        "row_groups": 6,
+        "chunk_bytes": result.verification["byte_copied"]["chunk_bytes"],
+    }
+    expected = pa.concat_tables([pq.read_table(f.path) for f in files])
+    got = pa.concat_tables([pq.read_table(p) for p in result.outputs])
+    assert got.equals(expected)  # outputs in plan order, rows in input order
+
+
+@pytest.mark.postgres
+def test_a_failed_copy_among_several_publishes_nothing(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _copyable(catalog, tmp_path, "copy-fails")
+    before = sorted(f.path for f in catalog.live_files("copy-fails"))
+    real = compactor_module.copy_row_groups
+    calls: list[str] = []
+
+    def fail_the_second(storage: Storage, path: str, parts: Any) -> Any:
+        calls.append(path)
+        if len(calls) == 2:
+            raise RowGroupCopyError(f"{path}: the bytes read back differ from the source")
+        return real(storage, path, parts)
+
+    monkeypatch.setattr(compactor_module, "copy_row_groups", fail_the_second)
+    with pytest.raises(CompactionError, match="the bytes read back differ"):
+        Compactor(catalog, COPY_SETTINGS).run("copy-fails")
+
+    assert sorted(f.path for f in catalog.live_files("copy-fails")) == before
+    assert _leftovers(Storage(str(tmp_path))) == []

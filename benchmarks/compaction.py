@@ -17,6 +17,12 @@ The machine may be shared, so the engines run interleaved for ``--rounds`` round
 engine once, in turn) and the table reports each engine's median, with the load average before and after.
 Prints a table, then one JSON line.
 
+The ``encode`` case (``--cases encode``, in the default set) times Parquetry's re-encoding stage alone:
+the fragmented inputs' first 4 M rows, decoded into memory as 1 M-row row groups, written by
+``compact.writer.write_row_groups`` with one encoding thread and with ``--cores`` threads, interleaved.
+It shows how the stage scales with cores when reading and verification have cores of their own (on two
+cores the whole compaction is CPU-bound, so the end-to-end time does not show it).
+
 ``--baseline DIR`` adds ``parquetry-baseline``: the same runs with the ``parquetry`` package found in DIR
 (another version, e.g. ``git archive HEAD parquetry | tar -x -C DIR``), interleaved with the others, for
 before/after comparisons on a shared machine.
@@ -181,7 +187,7 @@ def build(work: Path, scale: float, healthy_rows: int, cores: int, cases: set[st
     healthy_files = max(2, round(30 * scale))
     plan = {"fragmented": (frag_files, 5000), "healthy": (healthy_files, healthy_rows)}
     for case, (count, rows) in plan.items():
-        if case not in cases:
+        if case not in cases and not (case == "fragmented" and "encode" in cases):
             continue
         target = work / case
         marker = target / f".built-{count}-{rows}"
@@ -220,6 +226,49 @@ def register(work: Path, dsn: str, case: str, engine: str, round_: int = 0) -> s
     dataset = f"{case}-{engine}-{round_}"
     catalog.register_files(dataset, storage.root, written, pq.read_schema(written[0].path))
     return dataset
+
+
+def encode_stage(work: Path, cores: int, rounds: int) -> dict[str, Any]:
+    """Median wall seconds of re-encoding the same row groups with 1 and ``cores`` encoding threads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from parquetry.compact.writer import write_row_groups
+    from parquetry.storage import ParquetOptions, Storage
+
+    _pin(cores)
+    files = _inputs(work / "fragmented")[:800]
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    groups = [table.slice(i, ROW_GROUP_ROWS) for i in range(0, table.num_rows, ROW_GROUP_ROWS)]
+    options = ParquetOptions(
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        row_group_rows=ROW_GROUP_ROWS,
+        write_statistics=True,
+        use_dictionary="auto",
+    )
+    walls: dict[int, list[float]] = {1: [], cores: []}
+    cpus: dict[int, list[float]] = {1: [], cores: []}
+    with tempfile.TemporaryDirectory(dir=work) as out:
+        storage = Storage(out)
+        for _ in range(rounds):
+            for threads in walls:
+                started, cpu = time.perf_counter(), _cpu_s()
+                path = storage.path(f"encode-{threads}.parquet")
+                write_row_groups(storage, path, groups, table.schema, options, True, threads=threads)
+                walls[threads].append(time.perf_counter() - started)
+                cpus[threads].append(_cpu_s() - cpu)
+    serial, parallel = statistics.median(walls[1]), statistics.median(walls[cores])
+    return {
+        "rows": table.num_rows,
+        "row_groups": len(groups),
+        "threads": cores,
+        "serial_s": round(serial, 3),
+        "parallel_s": round(parallel, 3),
+        "serial_cpu_s": round(statistics.median(cpus[1]), 3),
+        "parallel_cpu_s": round(statistics.median(cpus[cores]), 3),
+        "speedup": round(serial / parallel, 2),
+    }
 
 
 def prepare_delta(work: Path, case: str) -> bool:
@@ -300,7 +349,9 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="where inputs are built (kept for re-runs)")
     parser.add_argument("--dsn", default=None, help="catalog database (default: a throwaway PostgreSQL)")
-    parser.add_argument("--cases", default="fragmented,healthy", help="which cases to run (comma-separated)")
+    parser.add_argument(
+        "--cases", default="fragmented,healthy,encode", help="which cases to run (comma-separated)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--baseline", type=Path, default=None, help="a tree holding another parquetry")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -359,11 +410,14 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop()
+    encode = encode_stage(work, args.cores, max(1, args.rounds)) if "encode" in cases else None
     load_after = os.getloadavg()
     results = {key: summarize(r) for key, r in runs.items()}
 
     rows_per_file = {"fragmented": 5000, "healthy": args.healthy_rows}
     built = [f"{case} {counts[case]} files x {rows_per_file[case]} rows" for case in counts if case in cases]
+    if encode:
+        built.append(f"encode {encode['rows']} rows in {encode['row_groups']} row groups")
     rounds = max(1, args.rounds)
     print("inputs: " + "; ".join(built) + f"; {args.cores} cores; median of {rounds} interleaved rounds")
     load = f"load average (1/5/15 min) {'/'.join(f'{x:.2f}' for x in load_before)} before,"
@@ -376,6 +430,12 @@ def main() -> None:
         hidden = ("seconds", "cpu_s", "peak_rss_mb", "package")
         notes = ", ".join(f"{k}={v}" for k, v in r.items() if k not in hidden)
         print(f"{key:<28} {r['seconds']:>8.2f} {r['cpu_s']:>7.2f} {r['peak_rss_mb']:>12.0f}  {notes}")
+    if encode:
+        for label, wall, cpu in (
+            ("encode/1 thread", encode["serial_s"], encode["serial_cpu_s"]),
+            (f"encode/{encode['threads']} threads", encode["parallel_s"], encode["parallel_cpu_s"]),
+        ):
+            print(f"{label:<28} {wall:>8.2f} {cpu:>7.2f} {'-':>12}  re-encoding stage alone")
 
     def seconds(key: str) -> float | None:
         r = results.get(key, {})
@@ -415,6 +475,8 @@ def main() -> None:
             "forced_ratio_to_copy": round(forced / copy, 3) if forced and copy else None,
         },
     }
+    if encode:
+        summary["encode_stage"] = encode
     if args.baseline is not None:
         base_frag = seconds("fragmented/parquetry-baseline")
         base_healthy = seconds("healthy/parquetry-baseline")

@@ -24,6 +24,11 @@ class CompactionConfig(dg.Config):
         default=900.0, description="a crashed run blocks the dataset this long at most"
     )
     force: bool = Field(default=False, description="rewrite files the policy calls healthy too")
+    encode_threads: int | None = Field(
+        default=None,
+        description="row groups re-encoded at once, each holding a row group in memory"
+        " (default: the cores, at most four)",
+    )
 
 
 class CleanupConfig(dg.Config):
@@ -49,6 +54,7 @@ def compacted_dataset(
         target_file_rows=config.target_file_rows,
         lease_ttl_s=config.lease_ttl_s,
         force=config.force,
+        encode_threads=config.encode_threads,
     )
     compactor = Compactor(
         cat, settings, storage_factory=catalog.storage_for, owner=f"dagster:{context.run.run_id}"

@@ -12,15 +12,10 @@ sequential keys and timestamps, random small integers, doubles, strings; 2 cores
 45% and the file by 40% against plain encoding, and it decodes faster too; on uniformly random integers it
 gains nothing and costs a little more CPU than plain.
 
-Row groups are encoded in parallel (``threads``): pyarrow encodes one file's row groups one after
-another on one core, which made encoding the critical path of a compaction (on two cores, about 60% of
-the wall time of the benchmark's fragmented case). Each row group is encoded by its own
-``ParquetWriter`` into an in-memory Parquet file, in a small thread pool (encoding releases the GIL),
-and its column chunks are appended to the output in plan order; the footer is the first part's with
-every row group's offsets shifted (:class:`parquetry.compact.rowgroup_copy.FooterBuilder`, the
-row-group copier's footer code). A writer starts every column chunk afresh (pages, dictionary,
-statistics), so the stitched file holds the very bytes one writer would have written: the tests compare
-the two byte for byte. Memory holds ``threads`` row groups being encoded and their encoded bytes.
+Row groups are encoded in parallel (``threads``, :mod:`parquetry.stitch`): pyarrow encodes one file's
+row groups one after another on one core, which made encoding the critical path of a compaction once
+reading and verification have cores of their own. The file is byte for byte what one writer makes.
+Memory holds ``threads`` row groups being encoded and their encoded bytes.
 
 Its etag (sha256 of the file's bytes) and size are taken later, by :func:`read_back`, from the stored
 file, while the compactor decodes it for verification anyway, so the file is not read one more time in
@@ -29,10 +24,9 @@ the critical path.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -40,9 +34,8 @@ import pyarrow.parquet as pq
 
 from parquetry.compact.errors import CompactionError, VerificationError
 from parquetry.compact.reader import open_parquet
-from parquetry.compact.rowgroup_copy import MAGIC, FooterBuilder, chunk_ranges
-from parquetry.compact.thrift import ThriftError, decode
 from parquetry.compact.verify import RowDigest, digest_row_groups, duckdb_reads_alike
+from parquetry.stitch import StitchError, write_parallel
 from parquetry.storage import ParquetOptions, Storage, StorageError, WrittenFile
 
 _BLOCK = 1 << 20
@@ -89,7 +82,10 @@ def write_row_groups(
     with storage.publishing(path) as tmp:
         with storage.fs.open_output_stream(tmp) as sink:
             if threads > 1:
-                rows, groups = _write_parallel(sink, tables, schema, kwargs, threads, storage.uri(path))
+                try:
+                    rows, groups = write_parallel(sink, tables, schema, kwargs, threads, storage.uri(path))
+                except StitchError as exc:
+                    raise CompactionError(str(exc)) from exc
             else:
                 rows, groups = _write_serial(sink, tables, schema, kwargs)
         with storage.fs.open_input_file(tmp) as fh:
@@ -114,76 +110,6 @@ def _write_serial(
             rows += table.num_rows
             groups += 1
     return rows, groups
-
-
-def _encode_part(table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any]) -> tuple[pa.Buffer, int]:
-    """``table`` as a Parquet file of one row group, in memory; with its row count."""
-    out = pa.BufferOutputStream()
-    with pq.ParquetWriter(out, schema, **kwargs) as writer:
-        writer.write_table(table, row_group_size=table.num_rows)
-    return out.getvalue(), table.num_rows
-
-
-def _write_parallel(
-    sink: Any, tables: Iterable[pa.Table], schema: pa.Schema, kwargs: dict[str, Any], threads: int, uri: str
-) -> tuple[int, int]:
-    builder = FooterBuilder()
-    pending: collections.deque[Future[tuple[pa.Buffer, int]]] = collections.deque()
-    pos = 0
-
-    def append(part: pa.Buffer, rows: int) -> None:
-        nonlocal pos
-        if pos == 0:
-            sink.write(MAGIC)
-            pos = len(MAGIC)
-        metadata = _part_footer(part, rows, uri)
-        view = memoryview(part)
-        builder.add(metadata, 0, pos, lambda start, length: sink.write(view[start : start + length]))
-        pos += _footer_start(part) - len(MAGIC)
-
-    with ThreadPoolExecutor(threads, thread_name_prefix="parquetry-compact-encode") as pool:
-        try:
-            for table in tables:
-                if table.num_rows == 0:
-                    continue
-                pending.append(pool.submit(_encode_part, table, schema, kwargs))
-                del table  # the pool holds it while encoding, nobody after
-                if len(pending) >= threads:
-                    append(*pending.popleft().result())
-            while pending:
-                append(*pending.popleft().result())
-        finally:
-            for future in pending:
-                future.cancel()
-    if not builder.groups:
-        return _write_serial(sink, (), schema, kwargs)  # no rows: a file with the schema only
-    sink.write(builder.tail())
-    return builder.rows, len(builder.groups)
-
-
-def _footer_start(part: pa.Buffer) -> int:
-    return part.size - 8 - int.from_bytes(part[part.size - 8 : part.size - 4].to_pybytes(), "little")
-
-
-def _part_footer(part: pa.Buffer, rows: int, uri: str) -> Any:
-    """The decoded footer of an encoded part, checked to be one row group of ``rows`` rows whose
-    column chunks fill the part from the magic to the footer (nothing between them to carry)."""
-    start = _footer_start(part)
-    try:
-        metadata = decode(part[start : part.size - 8].to_pybytes())
-    except ThriftError as exc:
-        raise CompactionError(f"{uri}: an encoded row group's footer does not decode: {exc}") from exc
-    groups = metadata.get(4).items
-    if len(groups) != 1 or groups[0].get(3) != rows:
-        raise CompactionError(f"{uri}: an encoded row group of {rows} rows came back as {len(groups)} groups")
-    expected = len(MAGIC)
-    for chunk_start, length in chunk_ranges(metadata, 0):
-        if chunk_start != expected:
-            raise CompactionError(f"{uri}: an encoded row group's column chunks leave a gap at {expected}")
-        expected += length
-    if expected != start:
-        raise CompactionError(f"{uri}: an encoded row group's column chunks end at {expected}, not {start}")
-    return metadata
 
 
 def _sha256(storage: Storage, path: str) -> tuple[str, int]:

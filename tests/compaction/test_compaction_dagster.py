@@ -137,7 +137,11 @@ def test_asset_compacts_a_real_dataset_and_records_before_and_after(
             instance=instance,
             resources={"catalog": resource},
             run_config={
-                "ops": {"compacted_dataset": {"config": {"row_group_rows": 250, "target_file_rows": 10_000}}}
+                "ops": {
+                    "compacted_dataset": {
+                        "config": {"row_group_rows": 250, "target_file_rows": 10_000, "encode_threads": 3}
+                    }
+                }
             },
         )
 

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from parquetry.compact import rowgroup_copy
+from parquetry import stitch
 from parquetry.compact.rowgroup_copy import RowGroupCopyError, copy_row_groups, read_source_footer
-from parquetry.compact.thrift import decode, encode
 from parquetry.storage import ParquetOptions, Storage
 from parquetry.testing.compaction import mixed_table
+from parquetry.thrift import decode, encode
 
 
 def footer_bytes(data: bytes) -> bytes:
@@ -91,8 +91,8 @@ def test_a_footer_pointing_at_the_wrong_bytes_fails_verification_and_publishes_n
     storage = Storage(str(tmp_path))
     a = storage.write_parquet(storage.path("a.parquet"), mixed_table(2000))
     source = read_source_footer(storage, a.path)
-    real = rowgroup_copy._chunk_range
-    monkeypatch.setattr(rowgroup_copy, "_chunk_range", lambda cmd: (real(cmd)[0] + 1, real(cmd)[1]))
+    real = stitch.chunk_range
+    monkeypatch.setattr(stitch, "chunk_range", lambda cmd: (real(cmd)[0] + 1, real(cmd)[1]))
     with pytest.raises(RowGroupCopyError):
         copy_row_groups(storage, storage.path("out.parquet"), [(source, 0)])
     assert sorted(os.listdir(storage.base)) == ["a.parquet"]

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from parquetry.compact import writer
+from parquetry import stitch
 from parquetry.compact.errors import CompactionError
 from parquetry.compact.writer import write_row_groups
 from parquetry.storage import ParquetOptions, Storage
@@ -85,12 +85,12 @@ def test_an_encoded_part_with_bytes_between_its_chunks_and_footer_is_refused(
 ) -> None:
     """A page index lives between the last column chunk and the footer; stitching would drop it and
     leave the chunks misplaced, so a part that does not hold exactly its column chunks is an error."""
-    real = writer._encode_part
+    real = stitch.encode_part
 
     def with_page_index(table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any]) -> Any:
         return real(table, schema, {**kwargs, "write_page_index": True})
 
-    monkeypatch.setattr(writer, "_encode_part", with_page_index)
+    monkeypatch.setattr(stitch, "encode_part", with_page_index)
     storage = Storage(str(tmp_path))
     table = mixed_table(100)
 

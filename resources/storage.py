@@ -55,6 +55,10 @@ class StorageResource(dg.ConfigurableResource):
     )
     row_group_rows: int | None = Field(default=None, description="rows per row group; unset: the writer's")
     target_file_rows: int | None = Field(default=None, description="most rows per file; unset: the writer's")
+    encode_threads: int | None = Field(
+        default=None,
+        description="row groups encoded at once, each holding a row group in memory (same bytes); unset: 1",
+    )
 
     def get_storage(self) -> Storage:
         from parquetry.storage import Storage
@@ -72,6 +76,7 @@ class StorageResource(dg.ConfigurableResource):
             "delta_integers": self.delta_integers,
             "row_group_rows": self.row_group_rows,
             "target_file_rows": self.target_file_rows,
+            "encode_threads": self.encode_threads,
             "use_dictionary": None if self.dictionary is None else DICTIONARY_CHOICES[self.dictionary],
         }
         chosen = {k: v for k, v in overrides.items() if v is not None}

@@ -21,6 +21,8 @@ def test_set_fields_apply_to_every_writer() -> None:
         assert (options.compression, options.compression_level) == ("zstd", 5)
         assert options.use_dictionary is True and options.row_group_rows == 50_000
         assert options.target_file_rows == defaults.target_file_rows
+        assert options.encode_threads == 1
+    assert StorageResource(root="/data", encode_threads=4).parquet_options().encode_threads == 4
 
 
 def test_another_codec_does_not_inherit_the_writers_zstd_level() -> None:

@@ -27,7 +27,7 @@ class CompactionConfig(dg.Config):
     encode_threads: int | None = Field(
         default=None,
         description="row groups re-encoded at once, each holding a row group in memory"
-        " (default: the cores, at most four)",
+        " (default: half the cores, at most four)",
     )
 
 

@@ -84,14 +84,16 @@ class CompactionSettings:
     # Integer and temporal columns (without a dictionary) written DELTA_BINARY_PACKED: smaller and
     # cheaper to encode and decode than plain for keys, timestamps and dates (see compact.writer).
     delta_integers: bool = True
-    # Row groups encoded at once (see compact.writer); None: the cores, at most four. Each one in
+    # Row groups encoded at once (see compact.writer); None: half the cores, at most four. Each one in
     # flight holds a row group in memory, decoded and encoded.
     encode_threads: int | None = None
 
     def resolved_encode_threads(self) -> int:
         if self.encode_threads is not None:
             return max(1, int(self.encode_threads))
-        return max(1, min(4, os.cpu_count() or 1))
+        # On two cores reading and verification already keep both busy: a second encoder only added
+        # 3-4% CPU there (benchmarks/compaction.py); with more cores the encoding stage scales.
+        return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parquetry import stitch
 from parquetry.compact.errors import CompactionError
@@ -97,3 +100,27 @@ def test_an_encoded_part_with_bytes_between_its_chunks_and_footer_is_refused(
     with pytest.raises(CompactionError, match="column chunks end at"):
         write_row_groups(storage, storage.path("out.parquet"), [table], table.schema, OPTIONS, threads=2)
     assert os.listdir(tmp_path) == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    sizes=st.lists(st.integers(0, 400), min_size=1, max_size=6),
+    threads=st.integers(2, 4),
+    dictionary=st.sampled_from([True, False, "auto"]),
+    seed=st.integers(0, 1000),
+)
+def test_any_row_groups_stitch_into_the_bytes_one_writer_makes(
+    tmp_path: Path, sizes: list[int], threads: int, dictionary: bool | str, seed: int
+) -> None:
+    storage = Storage(str(tmp_path))
+    starts = [seed * 10_000 + sum(sizes[:n]) for n in range(len(sizes))]
+    tables = [_nested(n, start) for n, start in zip(sizes, starts, strict=True)]
+    options = dataclasses.replace(OPTIONS, use_dictionary=dictionary)
+    written = {}
+    for n in (1, threads):
+        path = storage.path(f"out-{n}.parquet")
+        write_row_groups(
+            storage, path, tables, tables[0].schema, options, delta_integers=seed % 2 == 0, threads=n
+        )
+        written[n] = Path(path).read_bytes()
+    assert written[threads] == written[1]

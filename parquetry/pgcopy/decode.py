@@ -242,7 +242,7 @@ class CopyDecoder:
             arrays = self._one.emit(arr, n, contexts)
         else:
             arrays = self._cols.decode_columns(arr, self._offs, self._lens, n, self._types, contexts)
-        self._check_not_null(arrays, first_row)
+            self._check_not_null(arrays, first_row)  # the one-pass kernel refuses such NULLs itself
         if arrays:
             batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         else:
@@ -256,7 +256,7 @@ class CopyDecoder:
     def _check_not_null(self, arrays: list[pa.Array], first_row: int) -> None:
         """A NULL in a column the table declares ``NOT NULL`` is refused, not written as a null into a
         non-nullable field (Arrow would not check it). The one-pass kernel stops at the very field; this
-        check covers the two-pass decoder, naming the row and the offset where its batch starts."""
+        check is the two-pass decoder's, naming the row and the offset where its batch starts."""
         for col, field, array in zip(self.columns, self.schema, arrays, strict=False):
             if not field.nullable and array.null_count:
                 row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])

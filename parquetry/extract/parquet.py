@@ -71,7 +71,8 @@ groups on the table above.
 def decode_chunk_cpu(
     chunk: StagedChunk, columns: list[PgColumn], batch_rows: int, pool: BufferPool | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """Decode one chunk file with the numba decoder, straight from a read-only memory map of it.
+    """Decode one chunk file with the numba decoder, straight from the staging map's pages
+    (``chunk.data``) or else from a read-only memory map of the file.
 
     The staged file usually sits in RAM (``/dev/shm``): mapping it hands the decoder the page cache's
     own pages, where reading it would allocate a chunk-sized buffer and copy the whole file into it
@@ -93,6 +94,14 @@ def decode_chunk_cpu(
     decoder = CopyDecoder(
         columns, str(chunk.path), rows, batch_bytes=min(DEFAULT_BATCH_BYTES, share), pool=pool
     )
+    if chunk.data is not None:  # the staging map's own pages: nothing to map or copy
+        batches = decoder.feed_iter(memoryview(chunk.data))
+        try:
+            yield from batches
+        finally:
+            batches.close()
+        yield from decoder.finish() or ()
+        return
     with open(chunk.path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:

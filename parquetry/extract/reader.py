@@ -7,8 +7,8 @@ Python (several CPU-seconds per GB); on a small machine that is the wall time.
   method libpq supports), then this reader takes over the socket. It sends simple Query messages
   itself, receives the backend's messages in multi-megabyte ``recv_into`` blocks and strips the
   CopyData framing with a compiled routine (:mod:`parquetry.extract.framing`) straight into the
-  chunk file. It only works on an unencrypted connection, and the connection is never handed back
-  to libpq: it is closed after use.
+  chunk file's shared memory map (:mod:`parquetry.extract.mapped`). It only works on an unencrypted
+  connection, and the connection is never handed back to libpq: it is closed after use.
 * ``PsycopgCopyReader`` (``"psycopg"``): psycopg's ``Copy.read()``, one row at a time. Slower, but it
   works on any connection libpq can make, in particular SSL/GSS-encrypted ones, which is why
   ``"auto"`` picks it there.
@@ -135,7 +135,6 @@ class SocketCopyReader:
         # wake up to notice a stop request (and, with a low-water mark, to take a short tail)
         self.sock.settimeout(_LOW_WAIT_S if self.low_water else 0.5)
         self.buf = np.empty(block_bytes, dtype=np.uint8)
-        self.out = np.empty(block_bytes, dtype=np.uint8)
         self.pos = 0
         self.end = 0
         self.source = "?"
@@ -189,7 +188,6 @@ class SocketCopyReader:
         self.end -= self.pos
         self.pos = 0
         self.buf = buf
-        self.out = np.empty(size, dtype=np.uint8)
 
     def _message(self) -> tuple[str, memoryview]:
         """The next complete message (type, body) at ``pos``; advances past it."""
@@ -281,24 +279,23 @@ class SocketCopyReader:
                 raise ProtocolError(f"{self.source}: unexpected protocol message {kind!r}")
 
     def _copy_rows(self, writer: ChunkWriter) -> int:
-        """Move complete row messages from the buffer into the writer until a non-row message."""
+        """Move complete row messages from the buffer straight into the chunk file's map until a
+        non-row message."""
         copied = 0
         while True:
-            pos, nbytes, rows, status = strip_copy_data(self.buf, self.pos, self.end, self.out, writer.room)
+            # room for every payload now in the buffer (they are shorter than their messages)
+            out = writer.window(self.end - self.pos)
+            pos, nbytes, rows, status = strip_copy_data(self.buf, self.pos, self.end, out, out.shape[0])
             self.pos = pos
-            if rows:
-                writer.write_rows(memoryview(self.out)[:nbytes], rows)
-                copied += rows
+            writer.commit(nbytes, rows)
+            copied += rows
             if status == NEED_MORE:
                 self._fill()
-            elif status == CUT:
+            elif status in (CUT, OUT_FULL):  # the next row does not fit what is left of the chunk
                 if writer.chunk_rows:
                     writer.cut()
                 else:
                     return copied  # one row larger than a chunk: the Python path writes it
-            elif status == OUT_FULL:
-                if not nbytes:  # cannot happen while out is as large as buf; never spin
-                    self.out = np.empty(self.buf.shape[0] * 2, dtype=np.uint8)
             elif status == OTHER:
                 return copied
 

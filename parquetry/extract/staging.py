@@ -11,11 +11,13 @@ order and deletes them. Three properties matter:
   other task must leave one chunk size free for it. The head therefore always gets room, and its
   finished chunks are exactly what the consumer takes next. A single row larger than a chunk is the
   one exception: the head may then exceed the budget by that row.
-* **Chunk files are recycled.** A consumed chunk's file is kept, under a spare name, for the next
-  chunk to overwrite (at most ``max_spares`` of them; its bytes stay counted in the budget until it is
-  reused). Writing a new file on tmpfs makes the kernel allocate and account every page, and deleting
-  it frees them again: measured on the lineitem-like table of ``benchmarks/pg_to_parquet.py``
-  (2 cores), that was about a tenth of the whole run's client CPU. An overwritten file keeps its pages.
+* **Chunk files are mapped once and recycled.** Each chunk file is a :class:`MappedFile`: readers
+  write into its shared map and the CPU decoder reads the same pages (``StagedChunk.data``), so no
+  ``write()``, ``mmap`` or ``munmap`` happens per chunk. A consumed chunk's file is kept, under a spare
+  name, for the next chunk to overwrite (its bytes stay counted in the budget until it is reused):
+  its pages stay allocated and mapped. Writing a new file on tmpfs makes the kernel allocate and
+  account every page, and deleting it frees them again: measured on the lineitem-like table of
+  ``benchmarks/pg_to_parquet.py`` (2 cores), that was about a tenth of the whole run's client CPU.
 * **Every chunk is a complete binary COPY stream.** A chunk starts with the 19-byte header and ends
   with the trailer, and chunk boundaries fall between rows, so each file decodes on its own (and
   ``COPY ... FROM ... (FORMAT binary)`` accepts it).
@@ -33,7 +35,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from parquetry.extract.errors import ExtractCancelled, ExtractError
+from parquetry.extract.mapped import MappedFile
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 COPY_HEADER = COPY_SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"  # flags 0, no header extension
@@ -75,7 +80,8 @@ class StagedChunk:
     """One chunk file: a complete binary COPY stream holding whole rows of one task (page range).
 
     ``task`` and ``seq`` give its place in the output order; ``source`` names the table and range.
-    The file is deleted once the consumer moves past it.
+    The file is deleted (or recycled) once the consumer moves past it. ``data`` is a read-only view of
+    the file's bytes in the staging map, valid until then (None when the chunk does not fit the map).
     """
 
     path: Path
@@ -84,6 +90,8 @@ class StagedChunk:
     bytes: int
     rows: int
     source: str
+    data: np.ndarray | None = field(default=None, compare=False, repr=False)
+    file: MappedFile | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -112,8 +120,8 @@ class ChunkBoard:
         self.error: BaseException | None = None
         self.stop = threading.Event()
         # Spare files stay counted in ``staged``; keep the budget's two chunks free of them.
-        self.max_spares = max(0, min(4, budget_bytes // chunk_bytes - 2))
-        self._spares: list[tuple[Path, int]] = []  # (path, bytes on disk)
+        self.max_spares = max(0, budget_bytes // chunk_bytes - 2)
+        self._spares: list[MappedFile] = []  # consumed files kept for reuse, ``size`` bytes each
         self._spare_seq = 0
         self.recycled = 0  # chunks written into a spare file (statistics, tests)
 
@@ -135,7 +143,9 @@ class ChunkBoard:
 
     # -- budget ---------------------------------------------------------------------------------
 
-    def reserve(self, task: int, nbytes: int, oversize: bool = False, reuse: bool = False) -> Path | None:
+    def reserve(
+        self, task: int, nbytes: int, oversize: bool = False, reuse: bool = False
+    ) -> MappedFile | None:
         """Wait until ``nbytes`` fit the budget for ``task``; see the module docstring for the rule.
 
         ``oversize`` is for a single row larger than a chunk: it waits until ``task`` is the head,
@@ -146,7 +156,7 @@ class ChunkBoard:
         with self._cond:
             while True:
                 self._check()
-                spare = self._spares[-1][1] if reuse and self._spares else 0
+                spare = self._spares[-1].size if reuse and self._spares else 0
                 if oversize:
                     ok = task == self.head
                 else:
@@ -156,9 +166,9 @@ class ChunkBoard:
                 if ok:
                     self.staged += nbytes - spare
                     self.peak = max(self.peak, self.staged)
-                    if spare:
+                    if reuse and self._spares:
                         self.recycled += 1
-                        return self._spares.pop()[0]
+                        return self._spares.pop()
                     return None
                 self._cond.wait(0.5)
 
@@ -204,21 +214,37 @@ class ChunkBoard:
 
     def discard(self, chunk: StagedChunk) -> None:
         """The consumer is done with ``chunk``: keep its file as a spare, or delete it."""
+        file = chunk.file
         with self._cond:
-            if len(self._spares) < self.max_spares and chunk.bytes <= self.chunk_bytes:
+            if file is not None and len(self._spares) < self.max_spares and chunk.bytes <= self.chunk_bytes:
                 spare = self.directory / f"spare-{self._spare_seq:06d}.pgcopy"
                 self._spare_seq += 1
                 try:
-                    os.rename(chunk.path, spare)
+                    file.rename(spare)
                 except FileNotFoundError:
                     pass
                 else:
-                    self._spares.append((spare, chunk.bytes))  # its bytes stay staged
+                    self._spares.append(file)  # its bytes stay staged
                     self._cond.notify_all()  # a waiting writer may take it
                     return
-        with contextlib.suppress(FileNotFoundError):
-            chunk.path.unlink()
+        if file is not None:
+            file.close()
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                chunk.path.unlink()
         self.release(chunk.bytes)
+
+    def close(self) -> None:
+        """Unmap and delete the spare files and any chunk left unconsumed (at the end of a run, once
+        readers and consumer are done)."""
+        with self._cond:
+            files = list(self._spares)
+            self._spares = []
+            for state in self._tasks:
+                files += [c.file for c in state.chunks if c.file is not None]
+                state.chunks = []
+        for file in files:
+            file.close()
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -238,8 +264,9 @@ class ChunkBoard:
 class ChunkWriter:
     """Writes the rows of one task into chunk files of at most ``board.chunk_bytes`` bytes.
 
-    Callers hand over whole rows only (``write_rows``) and cut chunks with ``cut`` when the next
-    row would not fit in ``room``; the writer adds header and trailer and publishes finished chunks.
+    Callers hand over whole rows only (``write_rows``, or ``window`` then ``commit``) and cut chunks
+    with ``cut`` when the next row would not fit in ``room``; the writer adds header and trailer and
+    publishes finished chunks.
     """
 
     def __init__(self, board: ChunkBoard, task: int, source: str):
@@ -249,8 +276,7 @@ class ChunkWriter:
         self.seq = 0
         self.rows_total = 0
         self.bytes_total = 0
-        self._file: object | None = None
-        self._path: Path | None = None
+        self._file: MappedFile | None = None
         self._size = 0
         self._rows = 0
         self._reserved = 0
@@ -269,45 +295,66 @@ class ChunkWriter:
     def _open(self) -> None:
         spare = self.board.reserve(self.task, self.board.chunk_bytes, reuse=True)
         self._reserved = self.board.chunk_bytes
-        self._path = self.board.directory / f"{self.task:06d}-{self.seq:05d}.pgcopy"
-        if spare is not None:
-            os.rename(spare, self._path)  # overwritten in place, cut to size at the end
-            self._file = open(self._path, "r+b", buffering=0)  # noqa: SIM115 - closed in cut/abort
-        else:
-            self._file = open(self._path, "wb", buffering=0)  # noqa: SIM115 - closed in cut/abort
-        self._file.write(COPY_HEADER)  # type: ignore[attr-defined]
+        path = self.board.directory / f"{self.task:06d}-{self.seq:05d}.pgcopy"
+        try:
+            if spare is not None:
+                spare.rename(path)  # overwritten in place, cut to size at the end
+                self._file = spare
+            else:
+                self._file = MappedFile(path, self.board.chunk_bytes)
+            self._file.write(0, COPY_HEADER)
+        except BaseException:  # e.g. no space: delete the file, give the reservation back
+            file, self._file = self._file or spare, None
+            if file is not None:
+                file.close()
+            self.board.release(self._reserved)
+            self._reserved = 0
+            raise
         self._size = len(COPY_HEADER)
         self._rows = 0
+
+    def window(self, nbytes: int) -> np.ndarray:
+        """A writable view where the next row bytes go: up to ``nbytes`` (and ``room``), space allocated.
+        Fill a prefix of it with whole rows, then ``commit`` them."""
+        if self._file is None:
+            self._open()
+        assert self._file is not None
+        return self._file.window(self._size, max(0, min(nbytes, self.room)))
+
+    def commit(self, nbytes: int, rows: int) -> None:
+        """``rows`` whole rows (``nbytes`` bytes) were written at the start of the last ``window``."""
+        self._size += nbytes
+        self._rows += rows
 
     def write_rows(self, data: memoryview | bytes, rows: int) -> None:
         """Append ``rows`` whole rows (their bytes in ``data``) to the open chunk, opening one if needed."""
         if self._file is None:
             self._open()
+        assert self._file is not None
         need = len(data) - self.room
         if need > 0:
             if self._rows:
-                raise ExtractError(f"{self.source}: internal error: rows overflow chunk {self._path}")
+                raise ExtractError(f"{self.source}: internal error: rows overflow chunk {self._file.path}")
             # one row larger than a chunk: take extra budget (waits until this task is the head)
             self.board.reserve(self.task, need, oversize=True)
             self._reserved += need
-        view = memoryview(data)
-        while view:
-            written = self._file.write(view)  # type: ignore[attr-defined]
-            view = view[written:]
+        self._file.write(self._size, data)
         self._size += len(data)
         self._rows += rows
 
     def cut(self) -> None:
-        """Finish the open chunk (trailer, close, publish); no-op when none is open."""
-        if self._file is None:
+        """Finish the open chunk (trailer, cut to size, publish); no-op when none is open."""
+        file = self._file
+        if file is None:
             return
-        self._file.write(COPY_TRAILER)  # type: ignore[attr-defined]
+        file.write(self._size, COPY_TRAILER)
         self._size += len(COPY_TRAILER)
-        self._file.truncate(self._size)  # type: ignore[attr-defined]  # a recycled file may be longer
-        self._file.close()  # type: ignore[attr-defined]
+        file.cut(self._size)  # a recycled file may be longer, and space is allocated ahead
         self._file = None
-        assert self._path is not None
-        chunk = StagedChunk(self._path, self.task, self.seq, self._size, self._rows, self.source)
+        chunk = StagedChunk(
+            file.path, self.task, self.seq, self._size, self._rows, self.source,
+            data=file.view(self._size), file=file,
+        )  # fmt: skip
         self.board.release(self._reserved - self._size)
         self._reserved = 0
         self.seq += 1
@@ -316,14 +363,10 @@ class ChunkWriter:
         self.board.publish(chunk)
 
     def abort(self) -> None:
-        """Drop the open chunk (on error): close, delete, give its reservation back."""
-        if self._file is None:
-            return
-        with contextlib.suppress(OSError):
-            self._file.close()  # type: ignore[attr-defined]
-        self._file = None
-        if self._path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._path.unlink()
-        self.board.release(self._reserved)
+        """Drop the open chunk (on error): unmap, delete, give its reservation back."""
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+        if self._reserved:
+            self.board.release(self._reserved)
         self._reserved = 0

@@ -1,5 +1,6 @@
 """Recycled chunk files: a consumed chunk's file is overwritten by a later chunk, cut to that chunk's
-size, and its bytes stay inside the staging budget while it waits as a spare."""
+size, and its bytes stay inside the staging budget while it waits as a spare. The decoder reads a
+chunk through ``StagedChunk.data``, the staging map's view of exactly the file's bytes."""
 
 import struct
 import threading
@@ -34,6 +35,7 @@ def test_a_recycled_file_holds_exactly_the_new_chunk(tmp_path):
 
     def consume() -> None:
         for chunk in board.consume():
+            assert chunk.data is not None and chunk.data.tobytes() == chunk.path.read_bytes()
             seen.append((chunk.task, chunk.bytes, chunk.path.read_bytes()))
 
     consumer = threading.Thread(target=consume, daemon=True)
@@ -57,9 +59,11 @@ def test_spare_files_count_against_the_budget(tmp_path):
     seen = [c.bytes for c in board.consume()]
     assert len(seen) == 4
     on_disk = sum(p.stat().st_size for p in tmp_path.glob("*.pgcopy"))
-    # every consumed file was kept (up to max_spares) and is still counted as staged
-    assert board.max_spares == 4
+    # every consumed file was kept (the budget leaves room for six spares) and is still counted as staged
+    assert board.max_spares == 6
     assert board.staged == on_disk == sum(seen)
+    board.close()
+    assert list(tmp_path.glob("*.pgcopy")) == []
 
 
 def test_a_budget_of_two_chunks_keeps_no_spares(tmp_path):

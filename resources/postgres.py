@@ -25,10 +25,12 @@ class PostgresResource(dg.ConfigurableResource):
         description="where raw COPY chunks are staged (default: $PARQUETRY_STAGING_DIR, else a per-user"
         " directory in /dev/shm)",
     )
-    staging_budget_bytes: int = Field(default=1 << 30, description="bytes of chunks staged at most")
-    chunk_bytes: int = Field(default=64 << 20, description="size bound of one chunk file")
+    staging_budget_bytes: int = Field(
+        default=512 << 20, description="bytes of chunks staged at most (they are mapped: they count in RSS)"
+    )
+    chunk_bytes: int = Field(default=32 << 20, description="size bound of one chunk file")
     range_bytes: int = Field(
-        default=32 << 20, description="heap bytes per ctid page range (about half a chunk: one chunk each)"
+        default=16 << 20, description="heap bytes per ctid page range (about half a chunk: one chunk each)"
     )
     reader: str = Field(default="auto", description="auto, socket (fast, unencrypted) or psycopg (SSL-safe)")
     batch_rows: int = Field(default=65_536, description="rows per decoded Arrow batch")

@@ -44,23 +44,29 @@ T = TypeVar("T")
 class ExtractOptions:
     """How to read. ``workers=None`` means one per CPU core; ``staging_dir=None`` means
     ``$PARQUETRY_STAGING_DIR``, else ``/dev/shm/parquetry-<uid>`` when it has room, else a temp dir.
+    ``reader`` is ``auto``, ``socket`` or ``psycopg``.
 
     ``range_bytes`` and ``min_ranges`` set the ctid range size (heap bytes) and with it the plan,
-    which never depends on ``workers``. ``chunk_bytes`` bounds one chunk file; the default ranges are
-    half a chunk of heap, because a range's binary COPY stream is usually 0.6-1.5 times its heap bytes:
-    each range then fits one chunk, chunks have similar sizes, and a recycled chunk file is
-    overwritten in place instead of being cut short and grown again (measured on the lineitem-like
-    table of ``benchmarks/pg_to_parquet.py``, 2 cores: 64 MiB ranges made chunks of 63 and 15 MiB by
-    turns, and cost 0.35 client CPU-s more for 1.57 GB).
-    ``staging_budget_bytes`` bounds all staged chunks together (at least two chunks). ``reader`` is
-    ``auto``, ``socket`` or ``psycopg``.
+    which never depends on ``workers``. ``chunk_bytes`` bounds one chunk file and
+    ``staging_budget_bytes`` all staged chunks together (at least two chunks).
+
+    The default ranges are half a chunk of heap, because a range's binary COPY stream is usually
+    0.6-1.5 times its heap bytes: each range then fits one chunk, chunks have similar sizes, and a
+    recycled chunk file is overwritten in place instead of being cut short and grown again (measured
+    on the lineitem-like table of ``benchmarks/pg_to_parquet.py``, 2 cores: ranges as large as the
+    64 MiB chunks made chunks of 63 and 15 MiB by turns and cost 0.3-0.5 client CPU-s more for 1.57 GB).
+
+    Staged chunks are mapped into this process (see :mod:`parquetry.extract.mapped`), so they count in
+    its RSS, and the budget bounds them: 32 MiB chunks and a 512 MiB budget leave room for 14 readers at
+    once and add at most 512 MiB to the RSS whatever the table's size (64 MiB chunks measured the same
+    CPU and 110 MB more RSS on two cores, where the decoder keeps up and little is staged).
     """
 
     workers: int | None = None
     staging_dir: str | None = None
-    staging_budget_bytes: int = 1 << 30
-    chunk_bytes: int = 64 << 20
-    range_bytes: int = 32 << 20
+    staging_budget_bytes: int = 512 << 20
+    chunk_bytes: int = 32 << 20
+    range_bytes: int = 16 << 20
     min_ranges: int = 16
     reader: str = "auto"
     batch_rows: int = 65_536

@@ -155,7 +155,7 @@ def plan_extraction(
     columns: list[PgColumn],
     *,
     window: tuple[dt.datetime, dt.datetime] | None = None,
-    range_bytes: int = 32 << 20,
+    range_bytes: int = 16 << 20,
     min_ranges: int = 16,
 ) -> ExtractPlan:
     """Build the COPY tasks of ``spec`` (described ``columns``) on the coordinator connection."""

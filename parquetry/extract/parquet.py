@@ -95,12 +95,7 @@ def decode_chunk_cpu(
         columns, str(chunk.path), rows, batch_bytes=min(DEFAULT_BATCH_BYTES, share), pool=pool
     )
     if chunk.data is not None:  # the staging map's own pages: nothing to map or copy
-        batches = decoder.feed_iter(memoryview(chunk.data))
-        try:
-            yield from batches
-        finally:
-            batches.close()
-        yield from decoder.finish() or ()
+        yield from _decode_view(decoder, memoryview(chunk.data))
         return
     with open(chunk.path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -111,14 +106,19 @@ def decode_chunk_cpu(
         mapped = mmap.mmap(fh.fileno(), size, flags=flags, prot=mmap.PROT_READ)
     try:
         with memoryview(mapped) as view:
-            batches = decoder.feed_iter(view)
-            try:
-                yield from batches
-            finally:
-                batches.close()  # releases its hold on the view when the caller stops early
-        yield from decoder.finish() or ()
+            yield from _decode_view(decoder, view)
     finally:
         mapped.close()
+
+
+def _decode_view(decoder: Any, view: memoryview) -> Iterator[pa.RecordBatch]:
+    """Every batch of ``view``, then the decoder's last one."""
+    batches = decoder.feed_iter(view)
+    try:
+        yield from batches
+    finally:
+        batches.close()  # releases its hold on the view when the caller stops early
+    yield from decoder.finish() or ()
 
 
 @dataclass

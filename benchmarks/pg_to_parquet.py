@@ -18,9 +18,7 @@ unless ``--dsn`` is given. Then, interleaved over ``--repeat`` rounds, it times:
 Every contender runs in its own process after a small warm-up in that process (imports, JIT
 caches), and reports its own wall time and client CPU (its process and children). It prints a table,
 then one JSON line with rows, stream_bytes, floor_s, parquetry_s, peers, ratio_to_floor,
-speedup_vs_best_peer and client_cpu_s_per_gb (Parquetry's client CPU seconds per GB of COPY stream),
-and best_peer_to_floor: the best peer's time over the floor's, the speedup a client exactly as fast as
-psql writing the raw streams to /dev/null would have.
+speedup_vs_best_peer and client_cpu_s_per_gb (Parquetry's client CPU seconds per GB of COPY stream).
 """
 
 from __future__ import annotations
@@ -405,9 +403,6 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         "ratio_to_floor": round(parquetry_s / floor_s, 3) if floor_s and parquetry_s else None,
         "speedup_vs_best_peer": round(best_peer / parquetry_s, 3) if best_peer and parquetry_s else None,
         "client_cpu_s_per_gb": round(parquetry_cpu / gb, 3) if parquetry_cpu and stream_bytes else None,
-        # The speedup over the best peer of a client exactly as fast as the floor (psql piping the raw
-        # streams to /dev/null): where this is below a speedup target, only beating psql reaches it.
-        "best_peer_to_floor": round(best_peer / floor_s, 3) if best_peer and floor_s else None,
         "peak_rss_mb": round(med("parquetry", "peak_rss_mb") or 0),
         "parquet_bytes": med("parquetry", "parquet_bytes"),
         "read_client_cpu_s_per_gb": round(med("parquetry_read", "cpu_s") / gb, 3)
@@ -419,11 +414,6 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         "skipped": skipped,
         "hardware": f"{os.cpu_count()} cores",
     }
-    if summary["best_peer_to_floor"] is not None:
-        print(
-            f"best peer / floor = {summary['best_peer_to_floor']:.3f}: the speedup over the best peer of"
-            " a client as fast as psql writing the raw streams to /dev/null"
-        )
     print(json.dumps(summary))
 
 

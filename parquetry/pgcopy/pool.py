@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +41,7 @@ class BufferPool:
         self._lock = threading.RLock()  # re-entrant: a lease may be released by a decref in take()
         self.allocated = 0  # blocks made (for tests and statistics)
         self.reused = 0
+        self._hints: dict[Hashable, np.ndarray] = {}
 
     @property
     def free_bytes(self) -> int:
@@ -72,6 +73,22 @@ class BufferPool:
                     continue
                 bisect.insort(self._free, block, key=_size)
                 self._free_bytes += block.shape[0]
+
+    def hint(self, key: Hashable, size: int) -> np.ndarray:
+        """A float64 array of ``size`` shared by every decoder of this pool that asks with ``key``.
+
+        Decoders of one column layout keep in it the string bytes per row their batches held. A run
+        makes a decoder per chunk, and a new decoder knew nothing of its strings: it sized the string
+        regions of its first batch from the batch's input bytes, three times what they held on the
+        lineitem-like table of ``benchmarks/pg_to_parquet.py``, and those blocks were half the pool
+        (every block is zeroed by the kernel when first touched). With the hint, the first batch of
+        a chunk is sized from the chunks before it.
+        """
+        with self._lock:
+            found = self._hints.get(key)
+            if found is None or found.shape[0] != size:
+                found = self._hints[key] = np.zeros(size, dtype=np.float64)
+            return found
 
     def clear(self) -> None:
         with self._lock:

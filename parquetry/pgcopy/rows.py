@@ -123,7 +123,9 @@ class RowColumns:
         self.var_pos = np.zeros(nvar, dtype=np.int64)
         self.var_base = np.zeros(nvar, dtype=np.int64)
         self.var_cap = np.zeros(nvar, dtype=np.int64)
-        self._per_row = np.zeros(nvar, dtype=np.float64)  # string bytes per row seen so far
+        # String bytes per row seen so far, shared with the decoders of the same layout (other chunks).
+        layout = ("string bytes per row", tuple((t.oid, t.typmod, t.codec) for t in self.types))
+        self._per_row = self.pool.hint(layout, nvar)
         self._allocated = False
         self.rows_decoded = 0
 

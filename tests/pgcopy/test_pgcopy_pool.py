@@ -145,3 +145,28 @@ def test_idle_blocks_beyond_the_cap_are_dropped() -> None:
     again = pool.take(300 << 10)
     assert again.shape[0] >= 300 << 10
     assert again.ctypes.data % 64 == 0
+
+
+def test_a_new_decoder_sizes_its_first_batch_from_the_streams_decoded_before_it() -> None:
+    """A run makes one decoder per chunk; without what earlier chunks held, each first batch sized its
+    string region from its input bytes, several times what the strings need."""
+    data = encode_copy_binary(COLUMNS, _rows(3000))
+    requests: list[int] = []
+
+    class Recording(BufferPool):
+        def take(self, nbytes: int):  # type: ignore[no-untyped-def]
+            requests.append(nbytes)
+            return super().take(nbytes)
+
+    pool = Recording()
+    firsts = []
+    for _ in range(2):
+        requests.clear()
+        batches = CopyDecoder(COLUMNS, "s", 1000, pool=pool).feed_iter(data)
+        next(batches)  # the first batch's blocks are taken
+        firsts.append(max(requests))
+        for _ in batches:
+            pass
+    learned = max(r for r in requests)  # what a later batch of the second decoder asked for
+    assert firsts[1] <= learned
+    assert firsts[0] > 2 * firsts[1]

@@ -289,12 +289,7 @@ def _verify(
     if layout.sent_sha is None:
         etag, size = _compare_with_sources(storage, tmp, where, layout)
     else:
-        whole, size = hashlib.sha256(), 0
-        with storage.fs.open_input_stream(tmp) as fh:
-            while block := fh.read(_BLOCK):
-                whole.update(block)
-                size += len(block)
-        etag = whole.hexdigest()
+        etag, size = storage.file_digest(tmp)
         if etag != layout.sent_sha:
             raise RowGroupCopyError(
                 f"{where}: the bytes read back differ from the bytes sent (source column chunks and footer)"

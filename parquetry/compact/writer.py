@@ -24,7 +24,6 @@ the critical path.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,7 +37,6 @@ from parquetry.compact.verify import RowDigest, digest_row_groups, duckdb_reads_
 from parquetry.stitch import StitchError, write_parallel
 from parquetry.storage import ParquetOptions, Storage, StorageError, WrittenFile
 
-_BLOCK = 1 << 20
 _DELTA_TYPES = (
     pa.types.is_integer,
     pa.types.is_date,
@@ -112,21 +110,6 @@ def _write_serial(
     return rows, groups
 
 
-def _sha256(storage: Storage, path: str) -> tuple[str, int]:
-    """sha256 and size of the stored file, read in 1 MiB blocks into one reused buffer: a third less time
-    than fresh 8 MiB blocks (no page faults on new memory, each block still in the CPU cache when hashed).
-    """
-    sha = hashlib.sha256()
-    size = 0
-    buffer = bytearray(_BLOCK)
-    view = memoryview(buffer)
-    with storage.fs.open_input_stream(path) as fh:
-        while n := fh.readinto(buffer):
-            sha.update(view[:n])
-            size += n
-    return sha.hexdigest(), size
-
-
 def read_back(
     storage: Storage, path: str, rows: int, row_groups: int, schema: pa.Schema, digest: RowDigest
 ) -> tuple[WrittenFile, str]:
@@ -139,7 +122,7 @@ def read_back(
     uri = storage.uri(path)
     decoder = "pyarrow"
     with ThreadPoolExecutor(1, thread_name_prefix="parquetry-compact-etag") as pool:
-        etag = pool.submit(_sha256, storage, path)
+        etag = pool.submit(storage.file_digest, path)
         try:
             pf = open_parquet(storage, path)
         except CompactionError as exc:

@@ -154,7 +154,9 @@ class RowColumns:
                 self.fixed_u8[s : s + (self.max_rows + 7) // 8] = 0
         width = _stagger((self.max_rows + 7) // 8 + 1)
         self.bitmaps = self._take(ncols * width).reshape(ncols, width)
-        self.bitmaps[:] = 0  # ``emit`` counts the bits past the last row of the last byte
+        # Every row starts valid: the kernel clears the bit of a NULL and writes nothing for the rest
+        # (emit clears the bits past the last row).
+        self.bitmaps[:] = 0xFF
         nvar = max(1, len(self.var_cols))
         width = _stagger(4 * (self.max_rows + 1)) // 4
         self.var_offsets = self._take(nvar * width * 4, np.int32).reshape(nvar, width)
@@ -295,6 +297,8 @@ class RowColumns:
                 out.append(C.decode_values(buf, offs, lens, t, contexts[c]))
                 continue
             bitmap = self.bitmaps[c, :nbytes]
+            if n % 8:
+                bitmap[nbytes - 1] &= (1 << (n % 8)) - 1
             nulls = n - int(np.bitwise_count(bitmap).sum(dtype=np.int64))
             validity = wrap(bitmap) if nulls else None
             typ = arrow_type(t)

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from parquetry.pgcopy import columns as C
 from parquetry.pgcopy import rowkernel as R
+from parquetry.pgcopy import rowspec
 from parquetry.pgcopy.pool import BufferPool, Lease
 from parquetry.pgcopy.types import PgType, arrow_type, decimal_precision_scale
 
@@ -128,6 +129,11 @@ class RowColumns:
         self._per_row = self.pool.hint(layout, nvar)
         self._allocated = False
         self.rows_decoded = 0
+        self.layout = rowspec.layout_of(self.kinds, self.widths, self.params, self.scales, self.not_null)
+        # The kernel per kind of input buffer (the compiled code depends on e.g. its being read-only):
+        # the generic one until the layout's specialized kernel is ready (see rowspec).
+        self._kernels: dict[tuple[bool, bool], tuple[rowspec.Kernel, bool]] = {}
+        self.specialized = False  # the last batch ran the specialized kernel
 
     @property
     def keeps_input(self) -> bool:
@@ -221,7 +227,7 @@ class RowColumns:
             self._fresh_batch(max(0, min(end, stop_pos) - pos))
         rows_total = 0
         while True:
-            rows, pos, status, col, bad_pos, detail = R.decode_rows(
+            args = (
                 buf, pos, end, row0 + rows_total, self.max_rows, stop_pos,
                 self.kinds, self.widths, self.params, self.scales, self.slots,
                 self.fixed_u8, self.fixed, self.fixed_u8.view(np.uint16), self.fixed_u8.view(np.uint32),
@@ -229,6 +235,13 @@ class RowColumns:
                 self.var_offsets, self.var_data, self.var_base, self.var_cap, self.var_pos,
                 self.slice_offs, self.slice_lens, self.not_null,
             )  # fmt: skip
+            buf_kind = (bool(buf.flags.writeable), bool(buf.flags.c_contiguous))
+            kernel, self.specialized = self._kernels.get(buf_kind, (R.decode_rows, False))
+            if not self.specialized:
+                kernel, self.specialized = self._kernels[buf_kind] = rowspec.choose(
+                    self.layout, args, max(0, end - pos)
+                )
+            rows, pos, status, col, bad_pos, detail = kernel(*args)
             rows_total += int(rows)
             self.rows_decoded = row0 + rows_total
             if status == R.ROWS_GROW:

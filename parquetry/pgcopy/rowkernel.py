@@ -15,6 +15,10 @@ the per-column decoders of ``columns.py``.
 
 Like every kernel here it never raises: it returns a status and where the problem is (row, column,
 byte position, detail), and the Python side builds the ``CopyFormatError``.
+
+``rowspec.py`` generates this same walk specialized to one row layout (used once compiled): a change
+here is a change there too, and ``tests/pgcopy/test_pgcopy_rowspec.py`` holds the two to the same tables
+and errors.
 """
 
 from __future__ import annotations

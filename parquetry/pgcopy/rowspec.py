@@ -59,7 +59,7 @@ BACKGROUND_BYTES = 256 << 20  # bytes of one layout decoded in a process before 
 # ... at the process's exit, so the run that asked does not share its cores with the compiler; a run
 # that decodes this much of one layout starts it at once, as it will gain more than the compile costs.
 EAGER_BYTES = 16 << 30
-_VERSION = 1  # part of every module's hash: bump when the generated source changes meaning
+_VERSION = 1  # part of every module's name, with the source of the code it uses (see _dependencies)
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -296,14 +296,32 @@ def cache_dir(create: bool = True) -> Path:
 
 
 _names: dict[Layout, tuple[str, str]] = {}
+_deps: str | None = None
+
+
+def _dependencies() -> str:
+    """A digest of the code a generated kernel compiles in: numba's cache of a module is keyed by that
+    module's file alone, so a kernel compiled before an upgrade that changed, say, the numeric routine
+    must not be loaded after it. Any change to these files (or to numba) names every kernel anew."""
+    global _deps
+    if _deps is None:
+        import numba
+
+        from parquetry.pgcopy import kernels, rowops
+
+        sha = hashlib.sha256(f"{_VERSION} numba {numba.__version__}".encode())
+        for module in (R, kernels, rowops, sys.modules[__name__]):
+            sha.update(Path(str(module.__file__)).read_bytes())
+        _deps = sha.hexdigest()
+    return _deps
 
 
 def module_name(layout: Layout) -> tuple[str, str]:
-    """The generated module's name (a hash of its source) and its source."""
+    """The generated module's name (a hash of its source and of the code it uses) and its source."""
     found = _names.get(layout)
     if found is None:
         text = source(layout)
-        digest = hashlib.sha256(f"{_VERSION}\n{text}".encode()).hexdigest()[:24]
+        digest = hashlib.sha256(f"{_dependencies()}\n{text}".encode()).hexdigest()[:24]
         found = _names[layout] = (f"parquetry_rows_{digest}", text)
     return found
 

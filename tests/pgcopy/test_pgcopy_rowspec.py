@@ -250,3 +250,16 @@ def test_a_failed_compile_is_reported_and_decoding_stays_generic(
     assert not decoder._one.specialized
     assert [v for b in batches for v in b.column(1).to_pylist()] == list(range(500))
     assert "failed to compile" in caplog.text
+
+
+def test_a_kernel_is_named_after_the_code_it_compiles_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba's cache knows only the generated file: an upgrade that changes the routines the kernel
+    calls (the numeric decoder, the UTF-8 check) must name, and so compile, the kernel anew."""
+    layout = rowspec.layout_of(*[np.array(x) for x in ([1], [8], [0], [0], [False])])
+    monkeypatch.setattr(rowspec, "_names", {})
+    before = rowspec.module_name(layout)[0]
+    monkeypatch.setattr(rowspec, "_names", {})
+    monkeypatch.setattr(rowspec, "_deps", rowspec._dependencies() + " and a fix in kernels.py")
+    after = rowspec.module_name(layout)[0]
+    assert before != after
+    assert before.startswith("parquetry_rows_") and after.startswith("parquetry_rows_")

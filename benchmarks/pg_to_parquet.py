@@ -152,6 +152,7 @@ def run_parquetry(
         "rows": result.rows,
         "reader": result.reader,
         "workers": result.workers,
+        "engine": result.engine,
         "parquet_bytes": result.parquet_bytes,
         "timings": result.timings,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -423,6 +424,7 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         if floor_s and stream_bytes
         else None,
         "skipped": skipped,
+        "parquetry_engine": (results.get("parquetry") or [{}])[0].get("engine"),
         "hardware": f"{os.cpu_count()} cores",
     }
     print(json.dumps(summary))

@@ -15,6 +15,7 @@ run's output, and a failed run leaves the previous one untouched.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -69,7 +70,11 @@ groups on the table above.
 
 
 def decode_chunk_cpu(
-    chunk: StagedChunk, columns: list[PgColumn], batch_rows: int, pool: BufferPool | None = None
+    chunk: StagedChunk,
+    columns: list[PgColumn],
+    batch_rows: int,
+    pool: BufferPool | None = None,
+    kernels: collections.Counter[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Decode one chunk file with the numba decoder, straight from the staging map's pages
     (``chunk.data``) or else from a read-only memory map of the file.
@@ -79,7 +84,8 @@ def decode_chunk_cpu(
     (measured: a fifth of the decoding CPU on a lineitem-like table). The decoded arrays never point
     into the map; the decoder's own buffers hold them. Batches are yielded one by one as they are
     decoded, so a chunk's decoded rows are never all in memory at once. ``pool`` (shared by the
-    chunks of a run) supplies the batch buffers.
+    chunks of a run) supplies the batch buffers; ``kernels``, when given, counts the batches by the row
+    kernel that decoded them (``"specialized"`` or ``"generic"``, see ``pgcopy.rowspec``).
     """
     from parquetry.pgcopy.decode import DEFAULT_BATCH_BYTES, CopyDecoder
 
@@ -95,7 +101,7 @@ def decode_chunk_cpu(
         columns, str(chunk.path), rows, batch_bytes=min(DEFAULT_BATCH_BYTES, share), pool=pool
     )
     if chunk.data is not None:  # the staging map's own pages: nothing to map or copy
-        yield from _decode_view(decoder, memoryview(chunk.data))
+        yield from _decode_view(decoder, memoryview(chunk.data), kernels)
         return
     with open(chunk.path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -106,19 +112,27 @@ def decode_chunk_cpu(
         mapped = mmap.mmap(fh.fileno(), size, flags=flags, prot=mmap.PROT_READ)
     try:
         with memoryview(mapped) as view:
-            yield from _decode_view(decoder, view)
+            yield from _decode_view(decoder, view, kernels)
     finally:
         mapped.close()
 
 
-def _decode_view(decoder: Any, view: memoryview) -> Iterator[pa.RecordBatch]:
+def _decode_view(
+    decoder: Any, view: memoryview, kernels: collections.Counter[str] | None
+) -> Iterator[pa.RecordBatch]:
     """Every batch of ``view``, then the decoder's last one."""
     batches = decoder.feed_iter(view)
     try:
-        yield from batches
+        for batch in batches:
+            if kernels is not None:
+                kernels["specialized" if decoder.specialized_kernel else "generic"] += 1
+            yield batch
     finally:
         batches.close()  # releases its hold on the view when the caller stops early
-    yield from decoder.finish() or ()
+    for batch in decoder.finish() or ():
+        if kernels is not None:
+            kernels["specialized" if decoder.specialized_kernel else "generic"] += 1
+        yield batch
 
 
 @dataclass
@@ -268,7 +282,8 @@ class ParquetConsumer:
     def __call__(self, plan: ExtractPlan, chunks: Iterator[StagedChunk]) -> ConsumeResult:
         schema = arrow_schema(plan.columns)
         timings = {"wait_s": 0.0, "decode_s": 0.0}
-        decode = self.decode or functools.partial(decode_chunk_cpu, pool=BufferPool())
+        kernels: collections.Counter[str] = collections.Counter()
+        decode = self.decode or functools.partial(decode_chunk_cpu, pool=BufferPool(), kernels=kernels)
         counts = {"rows": 0, "batches": 0}
 
         def decoded() -> Iterator[pa.RecordBatch]:
@@ -312,7 +327,11 @@ class ParquetConsumer:
         timings["write_s"] = max(0.0, total - starved)
         if self.prefetch > 0:  # CPU seconds of this (the encoding) thread
             timings["write_cpu_s"] = time.thread_time() - cpu0
-        return ConsumeResult(files, counts["rows"], schema, self.engine, timings, counts["batches"])
+        engine = self.engine
+        if kernels["specialized"]:  # says so when the layout's compiled kernel ran (pgcopy.rowspec)
+            total_batches = kernels["specialized"] + kernels["generic"]
+            engine += f" (specialized row kernel: {kernels['specialized']} of {total_batches} batches)"
+        return ConsumeResult(files, counts["rows"], schema, engine, timings, counts["batches"])
 
 
 class _Failed:

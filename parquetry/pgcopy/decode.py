@@ -99,6 +99,11 @@ class CopyDecoder:
         """Rows decoded so far (emitted or pending)."""
         return self._rows_done + self._rows
 
+    @property
+    def specialized_kernel(self) -> bool:
+        """Whether the last rows were decoded by the row kernel specialized to this layout (rowspec)."""
+        return self._one is not None and self._one.specialized
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[pa.RecordBatch]:
         """Add the next bytes of the stream; return the batches that became complete."""
         return list(self.feed_iter(data))

@@ -59,6 +59,26 @@ def test_parquet_rows_equal_the_source_in_physical_order(items, tmp_path):
     assert pq.ParquetFile(result.files[0].path).metadata.row_group(0).column(0).compression == "ZSTD"
 
 
+@pytest.mark.slow
+def test_a_run_with_the_tables_specialized_row_kernel_writes_the_same_bytes_and_says_so(
+    items, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PARQUETRY_KERNEL_CACHE", str(tmp_path / "kernels"))
+    results = {}
+    for mode in ("generic", "sync"):
+        monkeypatch.setenv("PARQUETRY_ROW_KERNELS", mode)
+        storage = Storage(str(tmp_path / mode))
+        options = ExtractOptions(workers=2, **SMALL)
+        results[mode] = extract_table_to_parquet(
+            items, TableSpec("items", relation="items"), storage, options=options, parquet_options=SMALL_FILES
+        )
+    generic, specialized = results["generic"], results["sync"]
+    assert generic.engine == "cpu"
+    n = specialized.batches
+    assert n > 1 and specialized.engine == f"cpu (specialized row kernel: {n} of {n} batches)"
+    assert [f.etag for f in specialized.files] == [f.etag for f in generic.files]
+
+
 def test_output_is_byte_identical_whatever_the_worker_count_and_on_rerun(items, tmp_path):
     spec = TableSpec("items", relation="items")
     runs = {}

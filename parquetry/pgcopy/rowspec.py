@@ -452,8 +452,11 @@ def _compile_in_background(path: Path, key: str, signature: tuple[Any, ...]) -> 
         pickle.dump(signature, fh)
     os.replace(tmp, sig_file)
     log.info("compiling the specialized row kernel %s in the background", path.name)
+    # The child imports Parquetry as this process did, wherever that was found.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     subprocess.Popen(
         [sys.executable, "-m", "parquetry.pgcopy.rowspec", str(path), key],
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

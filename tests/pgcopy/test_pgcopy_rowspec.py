@@ -263,3 +263,24 @@ def test_a_kernel_is_named_after_the_code_it_compiles_in(monkeypatch: pytest.Mon
     after = rowspec.module_name(layout)[0]
     assert before != after
     assert before.startswith("parquetry_rows_") and after.startswith("parquetry_rows_")
+
+
+@pytest.mark.slow
+def test_a_run_that_decodes_a_great_deal_of_one_layout_starts_the_compile_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PARQUETRY_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setenv(rowspec.MODE_ENV, "background")
+    monkeypatch.setattr(rowspec, "BACKGROUND_BYTES", 1000)
+    monkeypatch.setattr(rowspec, "EAGER_BYTES", 2000)
+    columns = [PgColumn("id", 20, "bigint"), PgColumn("day", 1082, "date")]
+    stream = encode_copy_binary(columns, [(i, None) for i in range(500)])
+    first = CopyDecoder(columns, source="big", batch_rows=64)
+    first.feed(stream)
+    first.finish()
+    assert not first._one.specialized
+    _wait_for("*.ready", tmp_path, timeout=240)  # without this process exiting
+    second = CopyDecoder(columns, source="big", batch_rows=64)
+    batches = second.feed(stream) + second.finish()
+    assert second._one.specialized
+    assert [v for b in batches for v in b.column(0).to_pylist()] == list(range(500))

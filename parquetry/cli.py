@@ -285,6 +285,21 @@ def cmd_pg_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kernels_list(args: argparse.Namespace) -> int:
+    from parquetry.pgcopy import rowspec
+
+    _emit({"cache": str(rowspec.cache_dir(create=False)), "kernels": rowspec.cached_kernels()})
+    return 0
+
+
+def cmd_kernels_clear(args: argparse.Namespace) -> int:
+    from parquetry.pgcopy import rowspec
+
+    removed = rowspec.clear_cache(failed_only=args.failed)
+    _emit({"cache": str(rowspec.cache_dir(create=False)), "removed_files": removed})
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------
 
 
@@ -349,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("dir", metavar="DIR")
     status.set_defaults(func=cmd_pg_status)
+
+    kernels = sub.add_parser(
+        "kernels", help="row kernels specialized to table layouts ($PARQUETRY_KERNEL_CACHE)"
+    ).add_subparsers(dest="kernels_command", required=True)
+    listing = kernels.add_parser("list", parents=[common], help="cached kernels: ready, failed, compiling")
+    listing.set_defaults(func=cmd_kernels_list)
+    clear = kernels.add_parser("clear", parents=[common], help="remove cached kernels (they compile again)")
+    clear.add_argument("--failed", action="store_true", help="only forget failed compiles, to retry them")
+    clear.set_defaults(func=cmd_kernels_clear)
     return parser
 
 

@@ -1,10 +1,18 @@
 """Shared test configuration. The PostgreSQL fixtures come from ``parquetry.testing.plugin``."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# Specialized row kernels (parquetry.pgcopy.rowspec): the suite decodes with the generic kernel, the
+# reference, and tests/pgcopy/test_pgcopy_rowspec.py holds the specialized ones to it. A test process
+# that decoded a lot of one layout would otherwise compile its kernel into the user's cache when it exits.
+os.environ.setdefault("PARQUETRY_ROW_KERNELS", "generic")
+os.environ.setdefault("PARQUETRY_KERNEL_CACHE", tempfile.mkdtemp(prefix="parquetry-test-kernels-"))
 
 
 @pytest.fixture(scope="session")

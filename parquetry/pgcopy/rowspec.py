@@ -483,6 +483,48 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def cached_kernels() -> list[dict[str, Any]]:
+    """What the cache directory holds: one entry per generated kernel, with its compiled signatures
+    (``ready``), failed compiles (and the last line of each error) and compiles asked for but not done."""
+    directory = cache_dir(create=False)
+    out = []
+    for path in sorted(directory.glob("parquetry_rows_*.py")) if directory.is_dir() else []:
+        markers = {kind: sorted(directory.glob(f"{path.stem}.*.{kind}")) for kind in ("ready", "failed")}
+        asked = sorted(directory.glob(f"{path.stem}.*.signature"))
+        done = {m.name.split(".")[1] for found in markers.values() for m in found}
+        out.append(
+            {
+                "kernel": path.stem,
+                "columns": path.read_text().count("# column "),
+                "ready": len(markers["ready"]),
+                "failed": [
+                    (m.read_text().strip().splitlines() or ["(no message)"])[-1] for m in markers["failed"]
+                ],
+                "compiling_or_abandoned": sum(1 for m in asked if m.name.split(".")[1] not in done),
+                "path": str(path),
+            }
+        )
+    return out
+
+
+def clear_cache(failed_only: bool = False) -> int:
+    """Remove every generated kernel and its compiled code (``failed_only``: just the failure markers, so
+    the next big run asks for those compiles again). Returns the files removed."""
+    directory = cache_dir(create=False)
+    if not directory.is_dir():
+        return 0
+    patterns = ["parquetry_rows_*.failed"] if failed_only else ["parquetry_rows_*", ".parquetry_rows_*"]
+    if not failed_only:
+        patterns.append("__pycache__/parquetry_rows_*")
+    removed = 0
+    for pattern in patterns:
+        for path in directory.glob(pattern):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
 if __name__ == "__main__":
     os.nice(19)  # compile with what the runs leave of the CPU
     compile_kernel(Path(sys.argv[1]), sys.argv[2])

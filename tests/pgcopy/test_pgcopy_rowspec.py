@@ -284,3 +284,25 @@ def test_a_run_that_decodes_a_great_deal_of_one_layout_starts_the_compile_at_onc
     batches = second.feed(stream) + second.finish()
     assert second._one.specialized
     assert [v for b in batches for v in b.column(0).to_pylist()] == list(range(500))
+
+
+def test_the_cli_lists_cached_kernels_and_clears_failed_ones(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from parquetry.cli import main
+
+    monkeypatch.setenv("PARQUETRY_KERNEL_CACHE", str(tmp_path))
+    layout = rowspec.layout_of(*[np.array(x) for x in ([1, 4], [8, 0], [0, 0], [0, 1], [True, False])])
+    path = rowspec.module_path(layout)
+    (tmp_path / f"{path.stem}.abc.failed").write_text("Traceback...\nSyntaxError: invalid syntax\n")
+    (tmp_path / f"{path.stem}.def.signature").write_bytes(b"")
+    assert main(["kernels", "list"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["kernels"]
+    assert entry["kernel"] == path.stem and entry["columns"] == 2 and entry["ready"] == 0
+    assert entry["failed"] == ["SyntaxError: invalid syntax"] and entry["compiling_or_abandoned"] == 1
+    assert main(["kernels", "clear", "--failed"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed_files"] == 1
+    assert path.exists()
+    assert main(["kernels", "clear"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed_files"] == 2  # the module and the signature
+    assert not any(tmp_path.glob("parquetry_rows_*"))

@@ -397,6 +397,9 @@ def choose(layout: Layout, args: Sequence[Any], nbytes: int) -> tuple[Kernel, bo
         if found is not None:
             return found, True
         ready = (cache_dir(create=False) / f"{name}.{key}.ready").exists()
+        if ready and not _has_machine_code(_load(module_path(layout)).decode_rows):
+            ready = False  # its compiled code was deleted: compiling it here would stall the run
+            _asked.discard((name, key))
         if how == "sync" or ready:
             path = module_path(layout)
             dispatcher = _load(path).decode_rows
@@ -421,6 +424,15 @@ def choose(layout: Layout, args: Sequence[Any], nbytes: int) -> tuple[Kernel, bo
     if eager:
         compile_pending()
     return R.decode_rows, False
+
+
+def _has_machine_code(dispatcher: Any) -> bool:
+    """Whether numba's cache holds compiled code for this kernel (its index file is there)."""
+    try:
+        index = dispatcher._cache._cache_file._index_path
+    except AttributeError:  # a numba that keeps its cache otherwise: trust the marker
+        return True
+    return os.path.exists(index)
 
 
 def _compile_at_exit() -> None:

@@ -306,3 +306,25 @@ def test_the_cli_lists_cached_kernels_and_clears_failed_ones(tmp_path: Path, mon
     assert main(["kernels", "clear"]) == 0
     assert json.loads(capsys.readouterr().out)["removed_files"] == 2  # the module and the signature
     assert not any(tmp_path.glob("parquetry_rows_*"))
+
+
+@pytest.mark.slow
+def test_a_ready_kernel_whose_compiled_code_was_deleted_is_not_compiled_in_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PARQUETRY_KERNEL_CACHE", str(tmp_path))
+    columns = [PgColumn("id", 20, "bigint"), PgColumn("ok", 16, "boolean")]
+    stream = encode_copy_binary(columns, [(i, i % 3 == 0) for i in range(300)])
+    monkeypatch.setenv(rowspec.MODE_ENV, "sync")
+    compiled = CopyDecoder(columns, source="t", batch_rows=64)
+    compiled.feed(stream)
+    assert compiled._one.specialized and list(tmp_path.glob("*.ready"))
+    for path in (tmp_path / "__pycache__").iterdir():  # numba's cache cleared behind Parquetry's back
+        path.unlink()
+    monkeypatch.setattr(rowspec, "_ready", {})  # a new process
+    monkeypatch.setattr(rowspec, "_modules", {})
+    monkeypatch.setenv(rowspec.MODE_ENV, "background")
+    decoder = CopyDecoder(columns, source="t", batch_rows=64)
+    batches = decoder.feed(stream) + decoder.finish()
+    assert not decoder._one.specialized
+    assert [v for b in batches for v in b.column(1).to_pylist()] == [i % 3 == 0 for i in range(300)]

@@ -29,6 +29,7 @@ from parquetry.pgcopy.pool import BufferPool, Lease
 from parquetry.pgcopy.types import PgType, arrow_type, decimal_precision_scale
 
 INT32_MAX = 2**31 - 1
+_SIGNATURES: dict[tuple[rowspec.Layout, tuple[bool, bool]], tuple[object, ...]] = {}
 _STRING_CODECS = frozenset({"text", "varchar", "bpchar", "name", "json", "xml", "jsonb"})
 _BE_CODECS = {"int2": 2, "int4": 4, "int8": 8, "oid": 4, "float4": 4, "float8": 8, "time": 8}
 
@@ -237,9 +238,14 @@ class RowColumns:
             )  # fmt: skip
             buf_kind = (bool(buf.flags.writeable), bool(buf.flags.c_contiguous))
             kernel, self.specialized = self._kernels.get(buf_kind, (R.decode_rows, False))
-            if not self.specialized:
+            if not self.specialized and rowspec.mode() != "generic":
+                # The arguments' numba types follow from the layout and the input's kind (the buffers
+                # are always made alike): worked out once per process, not per chunk.
+                signature = _SIGNATURES.get((self.layout, buf_kind))
+                if signature is None:
+                    signature = _SIGNATURES[(self.layout, buf_kind)] = rowspec.signature_of(args)
                 kernel, self.specialized = self._kernels[buf_kind] = rowspec.choose(
-                    self.layout, args, max(0, end - pos)
+                    self.layout, signature, max(0, end - pos)
                 )
             rows, pos, status, col, bad_pos, detail = kernel(*args)
             rows_total += int(rows)

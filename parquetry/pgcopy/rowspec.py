@@ -375,8 +375,16 @@ def _marker(path: Path, key: str, what: str) -> Path:
     return path.with_name(f"{path.stem}.{key}.{what}")
 
 
-def choose(layout: Layout, args: Sequence[Any], nbytes: int) -> tuple[Kernel, bool]:
-    """The kernel to run ``args`` with, and whether it is the specialized one.
+def signature_of(args: Sequence[Any]) -> tuple[Any, ...]:
+    """The numba types of a kernel call's arguments (what its compiled code is for)."""
+    import numba
+
+    return tuple(numba.typeof(a) for a in args)
+
+
+def choose(layout: Layout, signature: tuple[Any, ...], nbytes: int) -> tuple[Kernel, bool]:
+    """The kernel to run a call of ``signature`` (:func:`signature_of`) with, and whether it is the
+    specialized one.
 
     ``nbytes`` is the input about to be decoded: it counts towards ``BACKGROUND_BYTES``. Nothing is
     written before a compile is due (small tables leave no trace in the cache directory).
@@ -384,10 +392,7 @@ def choose(layout: Layout, args: Sequence[Any], nbytes: int) -> tuple[Kernel, bo
     how = mode()
     if how == "generic":
         return R.decode_rows, False
-    import numba
-
     name, _ = module_name(layout)
-    signature = tuple(numba.typeof(a) for a in args)
     key = signature_key(signature)
     found = _ready.get((name, key))
     if found is not None:

@@ -123,13 +123,17 @@ def _decode_view(
     """Every batch of ``view``, then the decoder's last one."""
     batches = decoder.feed_iter(view)
     try:
-        for batch in batches:
-            if kernels is not None:
-                kernels["specialized" if decoder.specialized_kernel else "generic"] += 1
-            yield batch
+        yield from _counted(decoder, batches, kernels)
     finally:
         batches.close()  # releases its hold on the view when the caller stops early
-    for batch in decoder.finish() or ():
+    yield from _counted(decoder, decoder.finish() or (), kernels)
+
+
+def _counted(
+    decoder: Any, batches: Iterable[pa.RecordBatch], kernels: collections.Counter[str] | None
+) -> Iterator[pa.RecordBatch]:
+    """``batches``, counted in ``kernels`` by the row kernel that decoded each."""
+    for batch in batches:
         if kernels is not None:
             kernels["specialized" if decoder.specialized_kernel else "generic"] += 1
         yield batch

@@ -1,9 +1,11 @@
 """Throughput of the CPU COPY BINARY decoder on a TPC-H lineitem-like row mix.
 
 Builds a stream with the reference encoder (a few thousand distinct rows, repeated to the target size),
-then times ``decode_copy_binary`` and a split-fed ``CopyDecoder`` (the one-pass decoder), and the two-pass
-reference decoder (``one_pass=False``) on the whole stream, after one warm-up run (JIT compile and cache
-load excluded). Prints a table, then one JSON line.
+then times ``decode_copy_binary`` and a split-fed ``CopyDecoder`` (the one-pass decoder, generic row
+kernel), the same whole-stream decode with the row kernel specialized to the layout (``pgcopy.rowspec``,
+compiled or loaded from the kernel cache during the warm-up), and the two-pass reference decoder
+(``one_pass=False``), after one warm-up run (JIT compile and cache load excluded). Prints a table, then
+one JSON line.
 
     .venv/bin/python benchmarks/pgcopy_decode.py [--mb 64] [--repeat 3]
 """
@@ -97,15 +99,19 @@ def main() -> None:
 
     data, nrows = build_stream(args.mb)
     warm = build_stream(0.1)[0]
-    decode_copy_binary(warm, LINEITEM)  # warm-up: JIT compile or cache load
+    os.environ["PARQUETRY_ROW_KERNELS"] = "sync"
+    decode_copy_binary(warm, LINEITEM)  # warm-up: JIT compile or cache load (specialized kernel too)
+    os.environ["PARQUETRY_ROW_KERNELS"] = "generic"
+    decode_copy_binary(warm, LINEITEM)
     decode_copy_binary(warm, LINEITEM, one_pass=False)
     results = []
-    for mode in ("whole", "streamed", "two-pass"):
+    for mode in ("whole", "specialized", "streamed", "two-pass"):
+        os.environ["PARQUETRY_ROW_KERNELS"] = "sync" if mode == "specialized" else "generic"
         best = best_cpu = float("inf")
         for _ in range(args.repeat):
             t0, c0 = time.perf_counter(), time.process_time()
-            if mode in ("whole", "two-pass"):
-                table = decode_copy_binary(data, LINEITEM, one_pass=mode == "whole")
+            if mode in ("whole", "specialized", "two-pass"):
+                table = decode_copy_binary(data, LINEITEM, one_pass=mode != "two-pass")
             else:
                 decoder = CopyDecoder(LINEITEM, batch_rows=65536)
                 step = args.chunk_kb * 1024
@@ -127,10 +133,10 @@ def main() -> None:
         f"lineitem-like COPY BINARY decode, {len(data) / 1e6:.1f} MB, {nrows} rows, 1 thread, {cores} cores"
     )
     print("(MB/cpu-s: bytes per second of this process's CPU time, robust to other load on the machine)")
-    print(f"{'mode':<10} {'wall s':>8} {'cpu s':>8} {'MB/s':>8} {'MB/cpu-s':>9} {'Mrows/s':>8}")
+    print(f"{'mode':<11} {'wall s':>8} {'cpu s':>8} {'MB/s':>8} {'MB/cpu-s':>9} {'Mrows/s':>8}")
     for r in results:
         print(
-            f"{r['mode']:<10} {r['seconds']:>8.3f} {r['cpu_seconds']:>8.3f} {r['mb_per_s']:>8.0f}"
+            f"{r['mode']:<11} {r['seconds']:>8.3f} {r['cpu_seconds']:>8.3f} {r['mb_per_s']:>8.0f}"
             f" {r['mb_per_cpu_s']:>9.0f} {r['rows_per_s'] / 1e6:>8.2f}"
         )
     print(json.dumps({"benchmark": "pgcopy_decode", "bytes": len(data), "rows": nrows, "cores": cores,

@@ -46,6 +46,14 @@ SETTINGS = settings(
 )
 
 
+@pytest.fixture(autouse=True)
+def _as_a_new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with what a new process knows: no kernel loaded, asked for or counted."""
+    for name in ("_ready", "_modules", "_seen", "_pending"):
+        monkeypatch.setattr(rowspec, name, {})
+    monkeypatch.setattr(rowspec, "_asked", set())
+
+
 @pytest.fixture(scope="module")
 def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kernels")
@@ -244,7 +252,7 @@ def test_a_failed_compile_is_reported_and_decoding_stays_generic(
     rowspec.compile_pending()  # what the process's exit would do
     (failed,) = _wait_for("*.failed", tmp_path, timeout=240)
     assert "SyntaxError" in failed.read_text()
-    monkeypatch.setattr(rowspec, "_asked", set())  # as a new process would
+    monkeypatch.setattr(rowspec, "_asked", set())  # as a new process would (again)
     decoder = CopyDecoder(columns, source="broken", batch_rows=64)
     batches = decoder.feed(stream) + decoder.finish()
     assert not decoder._one.specialized

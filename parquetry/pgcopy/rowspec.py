@@ -410,7 +410,7 @@ def choose(layout: Layout, signature: tuple[Any, ...], nbytes: int) -> tuple[Ker
             dispatcher = _load(path).decode_rows
             dispatcher.compile(signature)  # loads numba's cached machine code when it is there
             if not ready:  # compiled here (and cached by numba): later processes may use it at once
-                _write(_marker(path, key, "ready"), "")
+                _write(_marker(path, key, "ready"), b"")
             _ready[(name, key)] = dispatcher
             return dispatcher, True
         _seen[name] = _seen.get(name, 0) + nbytes
@@ -463,11 +463,7 @@ def compile_pending() -> None:
 
 
 def _compile_in_background(path: Path, key: str, signature: tuple[Any, ...]) -> None:
-    sig_file = _marker(path, key, "signature")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{sig_file.name}-")
-    with os.fdopen(fd, "wb") as fh:
-        pickle.dump(signature, fh)
-    os.replace(tmp, sig_file)
+    _write(_marker(path, key, "signature"), pickle.dumps(signature))
     log.info("compiling the specialized row kernel %s in the background", path.name)
     # The child imports Parquetry as this process did, wherever that was found.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -488,15 +484,16 @@ def compile_kernel(path: Path, key: str) -> None:
             signature = pickle.load(fh)  # our own file, in our cache
         _load(path).decode_rows.compile(signature)
     except BaseException:
-        _write(_marker(path, key, "failed"), traceback.format_exc())
+        _write(_marker(path, key, "failed"), traceback.format_exc().encode())
         raise
-    _write(_marker(path, key, "ready"), "")
+    _write(_marker(path, key, "ready"), b"")
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (other processes read these files as they appear)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
     os.replace(tmp, path)
 
 

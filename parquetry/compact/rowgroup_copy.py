@@ -40,12 +40,18 @@ _BLOCK = 8 << 20
 # The read-back compares and hashes in blocks small enough to stay in the CPU cache between the two
 # reads, the comparison and the hash (8 MiB blocks made the hash pay a second trip to memory).
 _COMPARE_BLOCK = 1 << 20
-_OFFSET_KEYS = (
-    "file_offset",
-    "dictionary_page_offset",
-    "data_page_offset",
-    "bloom_filter_offset",
-    "bloom_filter_length",
+# What a copied column chunk's metadata must share with its source's: all but where it sits in the file
+# (offsets) and the bloom filter, which the copy drops.
+_CHUNK_FIELDS = (
+    "physical_type",
+    "num_values",
+    "path_in_schema",
+    "compression",
+    "encodings",
+    "has_dictionary_page",
+    "total_compressed_size",
+    "total_uncompressed_size",
+    "is_stats_set",
 )
 
 
@@ -235,11 +241,20 @@ def _assemble(
     return _Layout(builder.rows, len(builder.groups), pos, tuple(segments), builder.tail(), None)
 
 
-def _comparable(column: pq.ColumnChunkMetaData) -> dict[str, object]:
-    d = column.to_dict()
-    for key in _OFFSET_KEYS:
-        d.pop(key, None)
-    return d
+def _same_chunk(got: pq.ColumnChunkMetaData, want: pq.ColumnChunkMetaData) -> bool:
+    """Whether two column chunks' metadata agree apart from their offsets.
+
+    Statistics are compared as Parquet stores them (physical values, in C++), never turned into Python
+    objects: a date or timestamp outside Python's years 1 to 9999 (PostgreSQL allows them) has none.
+    """
+    if any(getattr(got, key) != getattr(want, key) for key in _CHUNK_FIELDS):
+        return False
+    if got.is_stats_set and not got.statistics.equals(want.statistics):
+        return False
+    geo_got, geo_want = getattr(got, "geo_statistics", None), getattr(want, "geo_statistics", None)
+    if geo_got is None or geo_want is None:
+        return geo_got is None and geo_want is None
+    return bool(geo_got.to_dict() == geo_want.to_dict())
 
 
 def _verify(
@@ -269,7 +284,7 @@ def _verify(
                 raise RowGroupCopyError(f"{where}: row group {n} does not match its source")
             for c in range(got.num_columns):
                 column = got.column(c)
-                if _comparable(column) != _comparable(want.column(c)):
+                if not _same_chunk(column, want.column(c)):
                     raise RowGroupCopyError(
                         f"{where}: row group {n} column {column.path_in_schema} metadata differs"
                     )

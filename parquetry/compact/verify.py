@@ -11,6 +11,12 @@ DuckDB, and an independent decoder of what pyarrow wrote. It is used only when D
 exactly the column types it sees in the Arrow tables the other digest hashed
 (:func:`duckdb_reads_alike`), so equal rows hash equally either way.
 
+DuckDB takes every Arrow type a dataset may hold except two: ``decimal256`` (any precision: PostgreSQL
+``numeric`` wider than 38 digits extracts to it) and ``float16``. Columns of those types (also inside
+lists, structs and maps) are hashed as what they are in memory, their fixed-width bytes
+(:func:`hashable`): equal values of one type have equal bytes, so both digests stay comparable, and a
+file holding them is read back by pyarrow (DuckDB's Parquet reader turns wide decimals into doubles).
+
 Creating a DuckDB database costs tens of milliseconds, so digests share one private in-memory database
 per process (each digest has its own cursor); :func:`warm_up` creates it ahead of time, off the critical
 path.
@@ -49,6 +55,50 @@ def warm_up() -> None:
     _cursor().close()
 
 
+def _hashable_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with ``decimal256`` and ``float16`` replaced by fixed-width types of the same bytes."""
+    if pa.types.is_decimal256(t):
+        return pa.binary(32)
+    if pa.types.is_float16(t):
+        return pa.uint16()
+    if pa.types.is_map(t):
+        return pa.map_(
+            t.key_field.with_type(_hashable_type(t.key_type)),
+            t.item_field.with_type(_hashable_type(t.item_type)),
+            t.keys_sorted,
+        )
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_hashable_type(t.value_type)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_hashable_type(t.value_type)))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(t.value_field.with_type(_hashable_type(t.value_type)), t.list_size)
+    if pa.types.is_struct(t):
+        return pa.struct([t.field(i).with_type(_hashable_type(t.field(i).type)) for i in range(t.num_fields)])
+    if pa.types.is_dictionary(t) and _hashable_type(t.value_type) != t.value_type:
+        return _hashable_type(t.value_type)  # hashed decoded (see hashable)
+    return t
+
+
+def hashable(table: pa.Table) -> pa.Table:
+    """``table`` with the columns DuckDB cannot take from Arrow viewed as their bytes (no copy), the
+    others untouched. A dictionary column of such values is decoded first (its values are viewed)."""
+    columns = []
+    changed = False
+    for column in table.columns:
+        target = _hashable_type(column.type)
+        if target == column.type:
+            columns.append(column)
+            continue
+        changed = True
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        columns.append(pa.chunked_array([chunk.view(target) for chunk in column.chunks], target))
+    if not changed:
+        return table
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -85,7 +135,7 @@ class RowDigest:
             return
         con = self._connection()
         columns = ", ".join(_quote(n) for n in table.column_names)
-        con.register("digest_input", table)
+        con.register("digest_input", hashable(table))
         try:
             ((count, total, xor),) = con.execute(
                 f"SELECT count(*), sum(h), bit_xor(h) FROM (SELECT hash({columns}) AS h FROM digest_input)"
@@ -177,7 +227,7 @@ def duckdb_reads_alike(path: str, schema: pa.Schema) -> bool:
     tables of ``schema`` (then both hash equal rows equally)."""
     con = _cursor()
     try:
-        con.register("digest_schema", schema.empty_table())
+        con.register("digest_schema", hashable(schema.empty_table()))
         try:
             arrow_side = con.execute("DESCRIBE digest_schema").fetchall()
         finally:

@@ -105,3 +105,23 @@ def test_a_truncated_file_is_named(tmp_path: Path) -> None:
         fh.truncate(a.bytes - 3)
     with pytest.raises(RowGroupCopyError, match=r"a\.parquet"):
         read_source_footer(storage, a.path)
+
+
+def test_dates_and_timestamps_beyond_python_years_copy_and_verify(tmp_path: Path) -> None:
+    # PostgreSQL dates run from 4713 BC to 5874897 AD; Python's from year 1 to 9999. The copy's check of
+    # the footer compares statistics as stored, so such values in min/max are no obstacle.
+    storage = Storage(str(tmp_path))
+    days = [-2_451_545, -800_000, 0, 3_000_000, 2_147_000_000]
+    table = pa.table(
+        {
+            "day": pa.array(days, pa.int32()).cast(pa.date32()),
+            "at": pa.array([d * 1_000_000_000 for d in days], pa.timestamp("us")),
+        }
+    )
+    a = storage.write_parquet(storage.path("a.parquet"), table, options=ParquetOptions(row_group_rows=2))
+    source = read_source_footer(storage, a.path)
+
+    written, _ = copy_row_groups(storage, storage.path("out.parquet"), [(source, 2), (source, 0)])
+
+    expected = pa.concat_tables([table.slice(4, 1), table.slice(0, 2)])
+    assert pq.read_table(written.path).equals(expected)

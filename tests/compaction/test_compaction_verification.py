@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from parquetry.catalog import Catalog
 from parquetry.compact import CompactionSettings, Compactor, VerificationError, rowgroup_copy
 from parquetry.compact import writer as writer_module
 from parquetry.compact.rowgroup_copy import RowGroupCopyError, copy_row_groups, read_source_footer
+from parquetry.compact.verify import RowDigest
 from parquetry.storage import Storage
 from parquetry.testing.compaction import SMALL_SETTINGS, mixed_table, register, write_files
 
@@ -276,3 +278,65 @@ def test_duckdb_read_back_names_every_column_even_one_called_like_its_hash(
     out = result.verification["output"]
     assert out == result.verification["input"]
     assert out["null_counts"] == {"h": 0, "n": 250 - 84, "parquetry_row_hash": 0}
+
+
+WIDE = Context(prec=60)  # Decimal arithmetic keeps 28 digits by default
+
+
+def test_wide_decimals_and_half_floats_are_hashed_by_their_bytes_and_read_back_by_pyarrow(
+    catalog: Catalog, storage: Storage
+) -> None:
+    # numeric(50,10) extracts to decimal256, which DuckDB cannot take from Arrow (nor float16): the
+    # digest hashes their bytes, and DuckDB's Parquet reader (wide decimals as doubles) is not used.
+    def table(start: int) -> pa.Table:
+        ids = list(range(start, start + 50))
+        wide = [None if i % 7 == 0 else Decimal(i * 10**30 + 3).scaleb(-10, WIDE) for i in ids]
+        return pa.table(
+            {
+                "id": ids,
+                "wide": pa.array(wide, pa.decimal256(50, 10)),
+                "half": pa.array([i / 4 for i in ids], pa.float32()).cast(pa.float16()),
+                "nested": pa.array([[w] for w in wide], pa.list_(pa.decimal256(50, 10))),
+            }
+        )
+
+    tables = [table(n * 50) for n in range(5)]
+    files = write_tables(storage, tables)
+    catalog.register_files("wide", storage.root, files, tables[0].schema)
+    expected = pa.concat_tables([pq.read_table(f.path) for f in files])
+
+    result = Compactor(catalog, SMALL_SETTINGS).run("wide")
+
+    assert result.verification["read_back_by"] == {"duckdb": 0, "pyarrow": 1}
+    assert result.verification["input"] == result.verification["output"]
+    assert result.verification["output"]["null_counts"]["wide"] == 36
+    (live,) = catalog.live_files("wide")
+    assert pq.read_table(live.path).equals(expected)
+
+
+def test_a_changed_wide_decimal_changes_the_digest() -> None:
+    values = [Decimal(10**45 + i).scaleb(-10, WIDE) for i in range(20)]
+    table = pa.table({"wide": pa.array(values, pa.decimal256(50, 10))})
+    changed = table.set_column(
+        0, "wide", pa.array([*values[:-1], WIDE.add(values[-1], Decimal("1e-10"))], pa.decimal256(50, 10))
+    )
+    a, b, c = RowDigest(), RowDigest(), RowDigest()
+    a.update(table)
+    b.update(pa.concat_tables([table.slice(0, 7), table.slice(7)]))  # other chunks, same rows
+    c.update(changed)
+    assert a.as_dict() == b.as_dict()
+    assert a.differences(c) == ["row hashes differ"]
+
+
+def test_a_column_of_arrow_null_type_needs_no_statistics(catalog: Catalog, storage: Storage) -> None:
+    # Parquet's Null logical type is written without statistics; every other column still must have them.
+    tables = [pa.table({"id": list(range(n * 40, n * 40 + 40)), "nothing": pa.nulls(40)}) for n in range(5)]
+    catalog.register_files("nulls", storage.root, write_tables(storage, tables), tables[0].schema)
+
+    result = Compactor(catalog, SMALL_SETTINGS).run("nulls")
+
+    assert result.verification["output"]["null_counts"] == {"id": 0, "nothing": 200}
+    (live,) = catalog.live_files("nulls")
+    assert pq.read_table(live.path).equals(pa.concat_tables(tables))
+    meta = pq.read_metadata(live.path)
+    assert [meta.row_group(0).column(c).is_stats_set for c in range(2)] == [True, False]

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from parquetry.storable import UnstorableType, storable, storable_schema
+
 TEMP_PREFIX = ".tmp-"
 
 
@@ -231,7 +233,8 @@ class Storage:
         ``batches`` may be a table or any iterable of record batches (streamed, so memory stays
         bounded by one batch); the iterable may also yield tables, each written as row groups of up to
         ``row_group_rows`` rows without first copying its chunks into one batch. An existing file at
-        ``path`` is replaced (re-runs are idempotent).
+        ``path`` is replaced (re-runs are idempotent). Intervals are stored as their three parts
+        (:mod:`parquetry.storable`): the file's schema is ``storable_schema(schema)``.
         """
         options = options or ParquetOptions()
         if isinstance(batches, pa.Table):
@@ -239,6 +242,13 @@ class Storage:
             batches = batches.to_batches(max_chunksize=options.row_group_rows)
         if schema is None:
             raise StorageError(f"{path}: a schema is needed to write an iterable of batches")
+        try:
+            stored = storable_schema(schema)
+        except UnstorableType as exc:
+            raise StorageError(f"{self.uri(path)}: {exc}") from exc
+        if stored is not schema:  # intervals: stored as their three parts (parquetry.storable)
+            batches = (storable(b, stored) for b in batches)
+            schema = stored
         rows = 0
         with self.publishing(path) as tmp:
             if options.encode_threads > 1:

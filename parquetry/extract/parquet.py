@@ -39,6 +39,7 @@ from parquetry.extract.spec import TableSpec
 from parquetry.extract.staging import StagedChunk
 from parquetry.pgcopy.pool import BufferPool
 from parquetry.pgcopy.types import PgColumn, arrow_schema
+from parquetry.storable import storable_schema
 from parquetry.storage import TEMP_PREFIX, ParquetOptions, Storage, WrittenFile
 
 ChunkDecoder = Callable[[StagedChunk, list[PgColumn], int], Iterable[pa.RecordBatch]]
@@ -498,7 +499,7 @@ def extract_table_to_parquet(
         engine=consumed.engine,
         snapshot=stats.snapshot,
         files=consumed.files,
-        schema=consumed.schema,
+        schema=storable_schema(consumed.schema),  # what the files hold (intervals as structs)
         relations=run.plan.relations,
         timings={**stats.timings, **consumed.timings},
         peak_staged_bytes=stats.peak_staged_bytes,

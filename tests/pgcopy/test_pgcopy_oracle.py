@@ -24,95 +24,9 @@ from parquetry.pgcopy.describe import describe_query, describe_relation
 from parquetry.pgcopy.errors import CopyFormatError
 from parquetry.pgcopy.types import PgType, arrow_schema
 from parquetry.testing.arrow_compare import assert_same_table
+from parquetry.testing.every_type import every_type_database
 
 pytestmark = pytest.mark.postgres
-
-SETUP = """
-CREATE TYPE order_status AS ENUM ('new', 'paid', 'shipped, "late"');
-CREATE DOMAIN positive_price AS numeric(10,2) CHECK (VALUE > 0);
-CREATE TYPE address AS (street text, zip int4, tags text[], since date);
-CREATE TYPE floatrange AS RANGE (subtype = float8);
-CREATE TABLE dropped_probe (a int);
-"""
-
-# (column, SQL type, SQL literals for rows 2..n; row 1 is all NULL)
-COLUMNS: list[tuple[str, str, list[str]]] = [
-    ("c_bool", "boolean", ["true", "false"]),
-    ("c_int2", "smallint", ["-32768", "32767", "0"]),
-    ("c_int4", "integer", ["-2147483648", "2147483647", "0"]),
-    ("c_int8", "bigint", ["-9223372036854775808", "9223372036854775807", "1"]),
-    ("c_oid", "oid", ["0", "4294967295"]),
-    ("c_float4", "real",
-     ["'NaN'", "'Infinity'", "'-Infinity'", "1.17549435e-38", "3.4028235e38", "-0.1", "0"]),
-    ("c_float8", "double precision",
-     ["'NaN'", "'Infinity'", "'-Infinity'", "5e-324", "1.7976931348623157e308", "-0.0", "0.1", "1e15"]),
-    ("c_num", "numeric(12,2)", ["0", "-0.01", "9999999999.99", "-9999999999.99", "12.5", "1"]),
-    ("c_num38", "numeric(38,10)",
-     ["9999999999999999999999999999.9999999999", "-9999999999999999999999999999.9999999999", "0.0000000001"]),
-    ("c_num76", "numeric(76,20)",
-     ["99999999999999999999999999999999999999999999999999999999.99999999999999999999",
-      "-12345678901234567890123456789.12345678901234567890", "0.00000000000000000001"]),
-    ("c_num00", "numeric(5,0)", ["-99999", "99999", "0"]),
-    ("c_numfree", "numeric",
-     ["'NaN'", "'Infinity'", "'-Infinity'", "0", "0.000", "-0.00012300", "123456789012345678901234567890.5",
-      "1e-30", "1e40", "10000", "0.1", "-1"]),
-    ("c_money", "money", ["-92233720368547758.08", "92233720368547758.07", "12.34", "0"]),
-    ("c_text", "text",
-     ["''", "'plain'", "E'\\\\x00\\\\x03 looks \\x01\\x02 like'", "E'\\x01\\x02\\x03\\x04\\x05'",
-      "'héllo wörld ✓ 𝄞'", "repeat('x', 1000000)", "E'\\x7f\\x7f\\x7f\\x7f\\x01\\x02 ÿÿÿÿ'"]),
-    ("c_varchar", "varchar(20)", ["''", "'abc'"]),
-    ("c_bpchar", "char(5)", ["''", "'ab'", "'abcde'"]),
-    ("c_name", "name", ["'pg_class'", "''"]),
-    ("c_char", '"char"', ["'a'", "chr(39)", "E'\\\\001'::\"char\"", "'é'::\"char\""]),
-    ("c_bytea", "bytea", ["''::bytea", "'\\x0003ffffffff0000'::bytea", "'\\xffff'::bytea", "'\\x00'::bytea"]),
-    ("c_uuid", "uuid", ["'00000000-0000-0000-0000-000000000000'", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"]),
-    ("c_json", "json", ["'{\"a\": [1, 2.5, null]}'", "'\"\\u0000x\"'", "'[]'"]),
-    ("c_jsonb", "jsonb", ["'{\"b\": 1, \"a\": [true, \"x\"]}'", "'\"é\"'", "'null'"]),
-    ("c_xml", "xml", ["'<a x=\"1\">t</a>'", "''"]),
-    ("c_date", "date",
-     ["'2000-01-01'", "'1999-12-31'", "'1970-01-01'", "'1969-12-31'", "'0001-01-01'", "'4713-01-01 BC'",
-      "'5874897-12-31'", "'infinity'", "'-infinity'"]),
-    ("c_ts", "timestamp",
-     ["'2000-01-01 00:00:00'", "'1999-12-31 23:59:59.999999'", "'1970-01-01'", "'1900-06-15 12:00:00.5'",
-      "'4713-01-01 00:00:00 BC'", "'294246-12-31 23:59:59.999999'", "'infinity'", "'-infinity'"]),
-    ("c_tstz", "timestamptz",
-     ["'2000-01-01 00:00:00+00'", "'2021-03-28 02:30:00+05:30'", "'1901-01-01 00:00:00-08'", "'infinity'",
-      "'-infinity'"]),
-    ("c_time", "time", ["'00:00:00'", "'23:59:59.999999'", "'24:00:00'", "'12:34:56.5'"]),
-    ("c_timetz", "timetz", ["'00:00:00+00'", "'12:34:56.789+05:30'", "'23:59:59-11:45'", "'01:00:00+14'"]),
-    ("c_interval", "interval",
-     ["'0'", "'1 year 2 mons 3 days 04:05:06.789'", "'-1 mons +3 days -00:00:01'", "'178000000 years'",
-      "'-2147483648 days'", "'2562047:47:16.854775'", "'-2562047:47:16.854775'"]),
-    ("c_inet", "inet",
-     ["'192.168.0.1'", "'192.168.0.1/24'", "'10.0.0.0/8'", "'::1'", "'::ffff:1.2.3.4'", "'2001:db8::/32'",
-      "'fe80::1:0:0:0:1/64'", "'::'", "'1:0:0:1:0:0:0:1'", "'::1.2.3.4'"]),
-    ("c_cidr", "cidr", ["'192.168.0.0/24'", "'10.1.2.3/32'", "'2001:db8::/32'", "'::/0'"]),
-    ("c_macaddr", "macaddr", ["'08:00:2b:01:02:03'", "'ff:ff:ff:ff:ff:ff'"]),
-    ("c_macaddr8", "macaddr8", ["'08:00:2b:01:02:03:04:05'"]),
-    ("c_bit", "bit(10)", ["B'1010101011'", "B'0000000000'"]),
-    ("c_varbit", "varbit", ["B''", "B'1'", "B'101010101'"]),
-    ("c_enum", "order_status", ["'new'", "'shipped, \"late\"'"]),
-    ("c_domain", "positive_price", ["0.01", "12345678.90"]),
-    ("c_int4a", "integer[]",
-     ["'{}'", "'{1,NULL,3}'", "'{NULL}'", "ARRAY[-2147483648, 2147483647]"]),
-    ("c_int8a2", "bigint[][]", ["'{{1,2},{3,NULL}}'", "'{}'", "'{{NULL,NULL,NULL}}'"]),
-    ("c_int4a3", "int[][][]", ["'{{{1,2},{3,4}},{{5,6},{7,NULL}}}'"]),
-    ("c_texta", "text[]",
-     ["ARRAY['', NULL, 'NULL', 'a b', 'q\"uote', 'back\\slash', '{x,y}', 'tab\there']", "ARRAY['plain']"]),
-    ("c_numa", "numeric(10,2)[]", ["'{1.5,NULL,-3}'"]),
-    ("c_datea", "date[]", ["'{2020-02-29,NULL,1970-01-01}'"]),
-    ("c_int4r", "int4range", ["'empty'", "'[1,5)'", "'(,5]'", "'[3,)'", "'(,)'"]),
-    ("c_numr", "numrange", ["'[1.5,2.25]'", "'(,0)'"]),
-    ("c_dater", "daterange", ["'[2020-01-01,2020-02-01)'", "'empty'"]),
-    ("c_tsr", "tsrange", ["'[2020-01-01 10:00,2020-01-01 11:30:00.25)'"]),
-    ("c_fr", "floatrange", ["'[1.5,2.5]'", "'(-Infinity,Infinity)'"]),
-    ("c_int4ra", "int4range[]", ["ARRAY['[1,2)'::int4range, 'empty', NULL]"]),
-    ("c_int4mr", "int4multirange", ["'{}'", "'{[1,3), [5,7)}'"]),
-    ("c_addr", "address",
-     ["ROW('Main St. 1, \"A\"', 12345, ARRAY['x', NULL], '2020-01-01')::address", "ROW(NULL,NULL,NULL,NULL)",
-      "ROW('', 0, '{}', NULL)"]),
-    ("c_addra", "address[]", ["ARRAY[ROW('s', 1, NULL, NULL)::address, NULL]"]),
-]  # fmt: skip
 
 # Per-column oracle expressions where the text output depends on settings or has no Python equivalent.
 TS_ORACLE = (
@@ -135,24 +49,6 @@ ORACLE_EXPR = {
 }
 
 
-def _setup(conn: psycopg.Connection) -> None:
-    conn.execute(SETUP)
-    ddl = sql.SQL("CREATE TABLE every_type (id int, {})").format(
-        sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t, _ in COLUMNS)
-    )
-    conn.execute(ddl)
-    nrows = 1 + max(len(v) for _, _, v in COLUMNS)
-    for r in range(nrows):
-        values = [sql.Literal(r + 1)]
-        for _, t, literals in COLUMNS:
-            lit = literals[r - 1] if 1 <= r <= len(literals) else "NULL"
-            values.append(sql.SQL("({})::{}").format(sql.SQL(lit), sql.SQL(t)))
-        conn.execute(sql.SQL("INSERT INTO every_type VALUES ({})").format(sql.SQL(", ").join(values)))
-    # A dropped column in the middle must not shift anything.
-    conn.execute("ALTER TABLE every_type ADD COLUMN gone int DEFAULT 7, ADD COLUMN tail text DEFAULT 'end'")
-    conn.execute("ALTER TABLE every_type DROP COLUMN gone")
-
-
 def copy_bytes(conn: psycopg.Connection, query: sql.Composable | str) -> bytes:
     with conn.cursor() as cur, cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)) as cp:
         return b"".join(bytes(chunk) for chunk in cp)
@@ -172,28 +68,22 @@ def raw_text(conn: psycopg.Connection, query: sql.Composable) -> list[list[str |
 @pytest.fixture(scope="module")
 def every_type(pg_cluster) -> Any:
     """(table, PostgreSQL renderings, described columns), built once for the module."""
-    name = "pgcopy_oracle"
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with psycopg.connect(pg_cluster.dsn(name), autocommit=True) as conn:
-            conn.execute("SET client_encoding = 'UTF8'")
-            _setup(conn)
-            columns = describe_relation(conn, "every_type")
-            data = copy_bytes(conn, sql.SQL("SELECT * FROM every_type ORDER BY id"))
-            exprs = [sql.Identifier("id")]
-            for col in columns[1:]:
-                template = ORACLE_EXPR.get(col.name, "{c}")
-                exprs.append(sql.SQL(template.replace("{c}", "{0}")).format(sql.Identifier(col.name)))
-            rendered = raw_text(
-                conn, sql.SQL("SELECT {} FROM every_type ORDER BY id").format(sql.SQL(", ").join(exprs))
-            )
-            query_columns = describe_query(conn, "SELECT * FROM every_type")
+    with (
+        every_type_database(pg_cluster, "pgcopy_oracle") as dsn,
+        psycopg.connect(dsn, autocommit=True) as conn,
+    ):
+        conn.execute("SET client_encoding = 'UTF8'")
+        columns = describe_relation(conn, "every_type")
+        data = copy_bytes(conn, sql.SQL("SELECT * FROM every_type ORDER BY id"))
+        exprs = [sql.Identifier("id")]
+        for col in columns[1:]:
+            template = ORACLE_EXPR.get(col.name, "{c}")
+            exprs.append(sql.SQL(template.replace("{c}", "{0}")).format(sql.Identifier(col.name)))
+        rendered = raw_text(
+            conn, sql.SQL("SELECT {} FROM every_type ORDER BY id").format(sql.SQL(", ").join(exprs))
+        )
+        query_columns = describe_query(conn, "SELECT * FROM every_type")
         yield data, rendered, columns, query_columns
-    finally:
-        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # --- formatting decoded Arrow values the PostgreSQL way -----------------------------------------------

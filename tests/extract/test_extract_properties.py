@@ -48,6 +48,7 @@ COLUMN_KINDS = {
     "interval": ("interval", "make_interval(months => g % 13 - 6, days => g % 40, secs => g * 0.25)"),
     "uuid": ("uuid", "md5(g::text)::uuid"),
     "int_array": ("int4[]", "ARRAY[g, NULL, -g]"),
+    "interval_array": ("interval[]", "ARRAY[make_interval(days => g % 5, secs => -g), NULL]"),
     "jsonb": ("jsonb", "jsonb_build_object('g', g, 'half', g / 2.0)"),
 }
 

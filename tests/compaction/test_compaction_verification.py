@@ -242,22 +242,29 @@ def write_tables(storage: Storage, tables: list[pa.Table]) -> list[Any]:
     return [storage.write_parquet(storage.path(f"t{n}.parquet"), t) for n, t in enumerate(tables)]
 
 
+def compact_tables(
+    catalog: Catalog, storage: Storage, dataset: str, tables: list[pa.Table]
+) -> tuple[Any, pa.Table, str]:
+    """Write ``tables`` one file each, register them as ``dataset`` and compact it into one file:
+    (the run's result, the inputs' rows as pyarrow reads them, the output's path)."""
+    files = write_tables(storage, tables)
+    catalog.register_files(dataset, storage.root, files, tables[0].schema)
+    expected = pa.concat_tables([pq.read_table(f.path) for f in files])
+    result = Compactor(catalog, SMALL_SETTINGS).run(dataset)
+    (live,) = catalog.live_files(dataset)
+    return result, expected, live.path
+
+
 def test_types_duckdb_reads_differently_are_read_back_by_pyarrow(catalog: Catalog, storage: Storage) -> None:
     def table(start: int) -> pa.Table:  # Parquet has no seconds: DuckDB reads these as milliseconds
         ids = list(range(start, start + 50))
         return pa.table({"id": ids, "at": pa.array([i * 7 for i in ids], pa.timestamp("s"))})
 
-    tables = [table(n * 50) for n in range(5)]
-    files = write_tables(storage, tables)
-    catalog.register_files("secs", storage.root, files, tables[0].schema)
-    expected = pa.concat_tables([pq.read_table(f.path) for f in files])
-
-    result = Compactor(catalog, SMALL_SETTINGS).run("secs")
+    result, expected, output = compact_tables(catalog, storage, "secs", [table(n * 50) for n in range(5)])
 
     assert result.verification["read_back_by"] == {"duckdb": 0, "pyarrow": 1}
     assert result.verification["input"] == result.verification["output"]
-    (live,) = catalog.live_files("secs")
-    assert pq.read_table(live.path).equals(expected)
+    assert pq.read_table(output).equals(expected)
 
 
 def test_duckdb_read_back_names_every_column_even_one_called_like_its_hash(
@@ -300,18 +307,12 @@ def test_wide_decimals_and_half_floats_are_hashed_by_their_bytes_and_read_back_b
             }
         )
 
-    tables = [table(n * 50) for n in range(5)]
-    files = write_tables(storage, tables)
-    catalog.register_files("wide", storage.root, files, tables[0].schema)
-    expected = pa.concat_tables([pq.read_table(f.path) for f in files])
-
-    result = Compactor(catalog, SMALL_SETTINGS).run("wide")
+    result, expected, output = compact_tables(catalog, storage, "wide", [table(n * 50) for n in range(5)])
 
     assert result.verification["read_back_by"] == {"duckdb": 0, "pyarrow": 1}
     assert result.verification["input"] == result.verification["output"]
     assert result.verification["output"]["null_counts"]["wide"] == 36
-    (live,) = catalog.live_files("wide")
-    assert pq.read_table(live.path).equals(expected)
+    assert pq.read_table(output).equals(expected)
 
 
 def test_a_changed_wide_decimal_changes_the_digest() -> None:
@@ -331,12 +332,10 @@ def test_a_changed_wide_decimal_changes_the_digest() -> None:
 def test_a_column_of_arrow_null_type_needs_no_statistics(catalog: Catalog, storage: Storage) -> None:
     # Parquet's Null logical type is written without statistics; every other column still must have them.
     tables = [pa.table({"id": list(range(n * 40, n * 40 + 40)), "nothing": pa.nulls(40)}) for n in range(5)]
-    catalog.register_files("nulls", storage.root, write_tables(storage, tables), tables[0].schema)
 
-    result = Compactor(catalog, SMALL_SETTINGS).run("nulls")
+    result, expected, output = compact_tables(catalog, storage, "nulls", tables)
 
     assert result.verification["output"]["null_counts"] == {"id": 0, "nothing": 200}
-    (live,) = catalog.live_files("nulls")
-    assert pq.read_table(live.path).equals(pa.concat_tables(tables))
-    meta = pq.read_metadata(live.path)
+    assert pq.read_table(output).equals(expected)
+    meta = pq.read_metadata(output)
     assert [meta.row_group(0).column(c).is_stats_set for c in range(2)] == [True, False]

@@ -51,7 +51,15 @@ def merge_schemas(schemas: Sequence[tuple[str, pa.Schema]]) -> pa.Schema:
 
 
 def conform(table: pa.Table, target: pa.Schema) -> pa.Table:
-    """``table`` with ``target``'s columns, in its order: missing columns as nulls, null-typed ones typed."""
+    """``table`` with ``target``'s columns, in its order: missing columns as nulls, null-typed ones typed.
+
+    A column of ``table`` that ``target`` lacks is an error, never dropped: the target is merged from
+    every input's footer, so such a column means the file changed since planning (its rows would be
+    hashed and written without it, and verification could not notice).
+    """
+    extra = [name for name in table.column_names if target.get_field_index(name) < 0]
+    if extra:
+        raise SchemaMergeError(f"columns {extra} are not in the merged schema")
     arrays = []
     for f in target:
         index = table.schema.get_field_index(f.name)

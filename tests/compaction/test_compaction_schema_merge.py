@@ -1,0 +1,45 @@
+"""The explicit schema merge: what compaction accepts from files written at different times."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from parquetry.compact.schema_merge import SchemaMergeError, conform, merge_schemas
+
+
+def test_columns_missing_from_some_files_become_nullable_and_read_as_nulls() -> None:
+    old = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    new = pa.schema(
+        [pa.field("id", pa.int64(), nullable=False), pa.field("note", pa.string(), nullable=False)]
+    )
+
+    merged = merge_schemas([("old.parquet", old), ("new.parquet", new)])
+
+    assert merged == pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("note", pa.string())])
+    rows = conform(pa.table({"id": [1, 2]}, schema=old), merged)
+    assert rows.to_pylist() == [{"id": 1, "note": None}, {"id": 2, "note": None}]
+
+
+def test_a_null_typed_column_takes_the_other_files_type() -> None:
+    merged = merge_schemas([("a", pa.schema([("x", pa.null())])), ("b", pa.schema([("x", pa.int32())]))])
+    assert merged.field("x").type == pa.int32()
+    assert conform(pa.table({"x": pa.nulls(2)}), merged).column("x").type == pa.int32()
+
+
+def test_incompatible_types_name_the_column_and_both_files() -> None:
+    with pytest.raises(SchemaMergeError, match=r"'x' is int32 in a.parquet but string in b.parquet"):
+        merge_schemas(
+            [("a.parquet", pa.schema([("x", pa.int32())])), ("b.parquet", pa.schema([("x", pa.string())]))]
+        )
+
+
+def test_a_column_outside_the_merged_schema_is_refused_never_dropped() -> None:
+    target = pa.schema([("id", pa.int64())])
+    with pytest.raises(SchemaMergeError, match=r"\['extra'\] are not in the merged schema"):
+        conform(pa.table({"id": [1], "extra": ["kept?"]}), target)
+
+
+def test_a_type_that_changed_since_planning_is_refused() -> None:
+    with pytest.raises(SchemaMergeError, match="'id' is string, expected int64"):
+        conform(pa.table({"id": ["1"]}), pa.schema([("id", pa.int64())]))

@@ -56,7 +56,8 @@ _TABLE_DDL = {
             status {status} NOT NULL,
             total numeric(14,2) NOT NULL,
             note text,
-            external_id uuid NOT NULL
+            external_id uuid NOT NULL,
+            promised_within interval NOT NULL
         )""",
     "order_items": """
         CREATE TABLE {order_items} (
@@ -113,6 +114,14 @@ def _customers(n: int, seed: int) -> pa.Table:
     )
 
 
+def _delivery_promises(rng: np.random.Generator, n: int) -> pa.Array:
+    """How long delivery was promised to take: 1 to 14 days and a few hours, as PostgreSQL intervals."""
+    parts = np.zeros(n, dtype=[("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
+    parts["days"] = rng.integers(1, 14, n, endpoint=True)
+    parts["nanoseconds"] = rng.choice(np.array([0, 4, 12]), n) * 3_600_000_000_000
+    return pa.Array.from_buffers(pa.month_day_nano_interval(), n, [None, pa.py_buffer(parts.tobytes())])
+
+
 def _orders_and_items(n_orders: int, n_customers: int, seed: int) -> tuple[pa.Table, pa.Table]:
     def rng(table: str, column: str) -> np.random.Generator:
         return bulk.rng_for(seed, table, column)
@@ -162,6 +171,7 @@ def _orders_and_items(n_orders: int, n_customers: int, seed: int) -> tuple[pa.Ta
                 rng("orders", "note_null"), bulk.sentences(rng("orders", "note"), n_orders), 0.1
             ),
             "external_id": bulk.uuids(rng("orders", "external_id"), n_orders),
+            "promised_within": _delivery_promises(rng("orders", "promised_within"), n_orders),
         }
     )
     items = pa.table(

@@ -13,9 +13,9 @@ of rows can be laid out with a handful of vectorised passes:
 
 Wire formats follow PostgreSQL's ``*_recv`` functions: dates are days since 2000-01-01, timestamps
 microseconds since 2000-01-01 00:00 (UTC for ``timestamptz``), numerics are base-10000 digit arrays
-with weight, sign and display scale. Values PostgreSQL would refuse (out-of-range dates, integers
-that do not fit the column) are refused here with the column name and row number, before anything
-reaches the server.
+with weight, sign and display scale, intervals are (microseconds, days, months). Values PostgreSQL
+would refuse (out-of-range dates, integers that do not fit the column) are refused here with the
+column name and row number, before anything reaches the server.
 
 numba is imported on first use only, so importing this module stays cheap.
 """
@@ -91,6 +91,7 @@ _KIND_BY_NAME: dict[str, str] = {
     "timestamptz": "timestamp",
     "timestamp with time zone": "timestamp",
     "uuid": "uuid",
+    "interval": "interval",
     "numeric": "numeric",
     "decimal": "numeric",
 }
@@ -486,6 +487,43 @@ def _plan_timestamp(arr: pa.Array, column: str, row0: int) -> _Plan:
     return _fixed_plan((safe - _PG_EPOCH_US).astype(">i8"), valid)
 
 
+_INT32_MAX, _INT32_MIN = 2**31 - 1, -(2**31)
+_INT64_MAX, _INT64_MIN = 2**63 - 1, -(2**63)
+_MDN = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
+
+
+def _plan_interval(arr: pa.Array, column: str, row0: int) -> _Plan:
+    """Arrow ``month_day_nano_interval`` -> ``interval_recv``'s (int64 us, int32 days, int32 months).
+
+    The decoder's infinities (every part at its maximum or minimum) go back to PostgreSQL's; any other
+    value must be whole microseconds.
+    """
+    if arr.type != pa.month_day_nano_interval():
+        raise _fail(column, f"interval needs an Arrow month_day_nano_interval column, got {arr.type}")
+    valid = _validity(arr)
+    n = len(arr)
+    buf = arr.buffers()[1]
+    if buf is None or n == 0:
+        parts = np.zeros(n, dtype=_MDN)
+    else:
+        parts = np.frombuffer(buf, dtype=_MDN, count=n, offset=16 * arr.offset)
+    months, days, nanos = parts["months"], parts["days"], parts["nanoseconds"]
+    pos_inf = (months == _INT32_MAX) & (days == _INT32_MAX) & (nanos == _INT64_MAX)
+    neg_inf = (months == _INT32_MIN) & (days == _INT32_MIN) & (nanos == _INT64_MIN)
+    lost = valid & ~pos_inf & ~neg_inf & (nanos % 1000 != 0)
+    if lost.any():
+        raise _fail(
+            column,
+            f"nanoseconds at row {_first_bad_row(lost, row0)} do not fit PostgreSQL's microsecond "
+            "intervals; round the column first",
+        )
+    out = np.zeros(n, dtype=[("us", ">i8"), ("days", ">i4"), ("months", ">i4")])
+    out["us"] = np.where(pos_inf, _INT64_MAX, np.where(neg_inf, _INT64_MIN, nanos // 1000))
+    out["days"] = days
+    out["months"] = months
+    return _fixed_plan(out.view(np.uint8).reshape(n, 16), valid)
+
+
 def _plan_uuid(arr: pa.Array, column: str) -> _Plan:
     if not (pa.types.is_fixed_size_binary(arr.type) and arr.type.byte_width == 16):
         raise _fail(column, f"uuid needs an Arrow uuid or fixed_size_binary(16) column, got {arr.type}")
@@ -596,6 +634,8 @@ def _plan(arr: pa.Array, kind: str, column: str, row0: int) -> _Plan:
         return _plan_timestamp(arr, column, row0)
     if kind == "uuid":
         return _plan_uuid(arr, column)
+    if kind == "interval":
+        return _plan_interval(arr, column, row0)
     if kind == "numeric":
         return _plan_numeric(arr, column)
     return _plan_var(arr, kind, column)

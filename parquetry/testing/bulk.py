@@ -316,6 +316,7 @@ def pg_type_for_arrow(arrow_type: pa.DataType) -> str:
         pa.binary(): "bytea",
         pa.large_binary(): "bytea",
         pa.date32(): "date",
+        pa.month_day_nano_interval(): "interval",
     }
     if t in simple:
         return simple[t]

@@ -82,7 +82,19 @@ def test_sample_database_tables_materialize_end_to_end(pg_dsn, tmp_path):
     assert expected > 0
     (mat,) = materializations(result, parquet_key("orders"))
     assert mat.metadata["dagster/row_count"].value == expected
-    assert pq.read_table(tmp_path / "orders" / f"date={day}" / "part-00000.parquet").num_rows == expected
+    orders = pq.read_table(tmp_path / "orders" / f"date={day}" / "part-00000.parquet")
+    assert orders.num_rows == expected
+    with psycopg.connect(pg_dsn) as conn:  # intervals are stored as their three parts (see docs/types.md)
+        promised = conn.execute(
+            "SELECT extract(month from promised_within)::int, extract(day from promised_within)::int,"
+            " (extract(epoch from promised_within) * 1000000000 - extract(day from promised_within)"
+            " * 86400000000000)::int8 FROM orders WHERE ordered_at >= %s::timestamptz"
+            " AND ordered_at < %s::timestamptz ORDER BY ctid",
+            (f"{day} 00:00+00", "2024-05-11 00:00+00"),
+        ).fetchall()
+    assert orders.column("promised_within").to_pylist() == [
+        {"months": m, "days": d, "nanoseconds": n} for m, d, n in promised
+    ]
 
     # Every published file is in the catalog; a re-run of the day replaces (retires) what it wrote.
     catalog = CatalogResource(dsn=pg_dsn).get_catalog()

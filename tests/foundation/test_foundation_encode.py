@@ -145,6 +145,18 @@ EDGE_COLUMNS: dict[str, tuple[str, pa.DataType, list[object]]] = {
             None,
         ],
     ),
+    "iv": (
+        "interval",
+        pa.month_day_nano_interval(),
+        [
+            pa.MonthDayNano([0, 0, 0]),
+            pa.MonthDayNano([14, 3, 4 * 3_600_000_000_000 + 5_000]),
+            pa.MonthDayNano([-1, 3, -1_000]),
+            pa.MonthDayNano([178_000_000 * 12, -(2**31), 0]),
+            pa.MonthDayNano([0, 0, 2562047 * 3_600_000_000_000 + 2_854_775_000]),
+            None,
+        ],
+    ),
 }
 
 ROWS = max(len(values) for _, _, values in EDGE_COLUMNS.values())
@@ -155,6 +167,9 @@ def _arrow_table(columns: dict[str, tuple[str, pa.DataType, list[object]]], rows
 
 
 def _python_value(value: object, arrow_type: pa.DataType) -> object:
+    if value is not None and arrow_type == pa.month_day_nano_interval():
+        months, days, nanos = value  # type: ignore[misc]
+        return f"{months} mons {days} days {nanos // 1000} microseconds"  # interval_in's text
     if value is not None and arrow_type == pa.binary(16):
         return uuid.UUID(bytes=value)  # type: ignore[arg-type]
     if isinstance(value, Decimal) and pa.types.is_decimal(arrow_type) and arrow_type.scale >= 0:
@@ -247,8 +262,9 @@ def test_type_names_with_modifiers_and_synonyms_are_understood() -> None:
     assert wire_kind("character varying(20)") == "text"
     assert wire_kind("enum:order_status") == "text"
     assert wire_kind("DOUBLE PRECISION") == "float8"
+    assert wire_kind("interval") == "interval"
     with pytest.raises(CopyEncodeError, match="not supported"):
-        wire_kind("interval")
+        wire_kind("tsvector")
     with pytest.raises(CopyEncodeError, match="array type"):
         wire_kind("int4[]")
 
@@ -275,7 +291,13 @@ def test_type_names_with_modifiers_and_synonyms_are_understood() -> None:
             "timestamptz",
             r"column 'c': timestamp out of PostgreSQL's range at row 1",
         ),
-        (pa.array([1]), "interval", r"column 'c': PostgreSQL type 'interval' is not supported"),
+        (pa.array([1]), "tsvector", r"column 'c': PostgreSQL type 'tsvector' is not supported"),
+        (
+            pa.array([None, pa.MonthDayNano([0, 0, 1_500])], pa.month_day_nano_interval()),
+            "interval",
+            r"column 'c': nanoseconds at row 1 do not fit PostgreSQL's microsecond intervals",
+        ),
+        (pa.array([1]), "interval", r"column 'c': interval needs an Arrow month_day_nano_interval column"),
     ],
 )
 def test_values_postgresql_would_refuse_are_refused_with_the_column_name(

@@ -115,7 +115,7 @@ def pg_snapshot(pg_snapshots: SnapshotStore) -> Iterator[Callable[..., str]]:
         pg_snapshots.drop(dsn)
 
 
-SAMPLE_DB_VERSION = 1
+SAMPLE_DB_VERSION = 2  # raise with every change to the sample database's tables or data (2: promised_within)
 
 
 @pytest.fixture

@@ -93,3 +93,20 @@ def test_intervals_inside_a_map_are_refused_with_the_file_named(tmp_path: Path) 
     table = pa.table({"m": pa.array([[("k", EDGES[1])]], kind)})
     with pytest.raises(StorageError, match=r"m\.parquet: intervals inside map"):
         storage.write_parquet(storage.path("m.parquet"), table)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        pa.array([], pa.month_day_nano_interval()),
+        pa.nulls(3, pa.month_day_nano_interval()),
+        pa.array([[]], pa.list_(pa.month_day_nano_interval())),
+        pa.nulls(2, pa.list_(pa.month_day_nano_interval())),
+    ],
+    ids=["empty", "all-null", "empty-list", "null-lists"],
+)
+def test_empty_and_all_null_interval_columns_store_as_such(array: pa.Array) -> None:
+    batch = pa.record_batch([array], names=["x"])
+    stored = storable(batch, storable_schema(batch.schema))
+    assert stored.column(0).to_pylist() == array.to_pylist()
+    assert stored.column(0).null_count == array.null_count

@@ -21,7 +21,15 @@ def merge_schemas(schemas: Sequence[tuple[str, pa.Schema]]) -> pa.Schema:
     """The merged schema of ``(path, schema)`` pairs, without schema-level metadata."""
     fields: dict[str, tuple[pa.Field, str]] = {}
     seen_in: dict[str, int] = {}
+    previous: pa.Schema | None = None
     for path, schema in schemas:
+        if previous is not None and schema.equals(previous):
+            # Same names, types and nullability as the file before (the common case: thousands of files
+            # from one writer): it can change nothing but the counts.
+            for name in schema.names:
+                seen_in[name] += 1
+            continue
+        previous = schema
         names = schema.names
         if len(set(names)) != len(names):
             duplicates = sorted({n for n in names if names.count(n) > 1})

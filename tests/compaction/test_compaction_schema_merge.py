@@ -43,3 +43,14 @@ def test_a_column_outside_the_merged_schema_is_refused_never_dropped() -> None:
 def test_a_type_that_changed_since_planning_is_refused() -> None:
     with pytest.raises(SchemaMergeError, match="'id' is string, expected int64"):
         conform(pa.table({"id": ["1"]}), pa.schema([("id", pa.int64())]))
+
+
+def test_runs_of_identical_schemas_merge_as_if_each_were_read() -> None:
+    a = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("x", pa.string(), nullable=False)])
+    b = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    files = [("1", a), ("2", a), ("3", b), ("4", b), ("5", a)]
+
+    merged = merge_schemas(files)
+
+    assert merged == pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("x", pa.string())])
+    assert merge_schemas([("1", a), ("2", a)]) == a

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from parquetry.storable import MONTH_DAY_NANO
 from parquetry.testing import bulk
 
 __all__ = ["ORDERS_END", "ORDERS_START", "ORDER_STATUSES", "TABLES", "load_sample_database"]
@@ -116,7 +117,7 @@ def _customers(n: int, seed: int) -> pa.Table:
 
 def _delivery_promises(rng: np.random.Generator, n: int) -> pa.Array:
     """How long delivery was promised to take: 1 to 14 days and a few hours, as PostgreSQL intervals."""
-    parts = np.zeros(n, dtype=[("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
+    parts = np.zeros(n, dtype=MONTH_DAY_NANO)
     parts["days"] = rng.integers(1, 14, n, endpoint=True)
     parts["nanoseconds"] = rng.choice(np.array([0, 4, 12]), n) * 3_600_000_000_000
     return pa.Array.from_buffers(pa.month_day_nano_interval(), n, [None, pa.py_buffer(parts.tobytes())])

@@ -28,7 +28,9 @@ INTERVAL_PARTS = pa.struct(
 )
 """How an Arrow ``month_day_nano_interval`` value is stored in Parquet."""
 
-_PARTS = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
+MONTH_DAY_NANO = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
+"""One Arrow ``month_day_nano_interval`` value in memory: the layout the decoder, the COPY encoder and
+this module read and write (16 bytes, little-endian)."""
 
 
 class UnstorableType(TypeError):
@@ -75,9 +77,11 @@ def _storable_array(array: pa.Array, target: pa.DataType) -> pa.Array:
         return array
     mask = array.is_null() if array.null_count else None
     if array.type == pa.month_day_nano_interval():
-        parts = np.frombuffer(array.buffers()[1], dtype=_PARTS, count=array.offset + len(array), offset=0)
+        parts = np.frombuffer(
+            array.buffers()[1], dtype=MONTH_DAY_NANO, count=array.offset + len(array), offset=0
+        )
         parts = parts[array.offset :]
-        children = [pa.array(np.ascontiguousarray(parts[name])) for name in _PARTS.names]
+        children = [pa.array(np.ascontiguousarray(parts[name])) for name in MONTH_DAY_NANO.names]
         return pa.StructArray.from_arrays(children, fields=list(target), mask=mask)
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
         # Rebased on the values this slice uses (pyarrow takes a null mask only with unsliced offsets).

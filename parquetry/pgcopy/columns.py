@@ -17,6 +17,7 @@ import pyarrow as pa
 from parquetry.pgcopy import kernels as K
 from parquetry.pgcopy.errors import CopyFormatError
 from parquetry.pgcopy.types import PgType, arrow_type, decimal_precision_scale, range_struct
+from parquetry.storable import MONTH_DAY_NANO
 
 # Days / microseconds between the PostgreSQL epoch (2000-01-01) and the Unix epoch (1970-01-01).
 PG_EPOCH_DAYS = 10957
@@ -313,11 +314,11 @@ def _interval(raw, lens, t, ctx, offs):
         raise ctx.error(
             f"interval time part of {int(us[bad])} us does not fit Arrow's int64 nanoseconds", bad, offs
         )
-    out = np.zeros(len(lens), dtype=[("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
+    out = np.zeros(len(lens), dtype=MONTH_DAY_NANO)
     out["months"] = months
     out["days"] = days
     # +-infinity keeps every part at its extreme; no finite interval has INT64_MAX/MIN nanoseconds.
-    out["nanos"] = np.where(pos_inf, INT64_MAX, np.where(neg_inf, INT64_MIN, us * 1000))
+    out["nanoseconds"] = np.where(pos_inf, INT64_MAX, np.where(neg_inf, INT64_MIN, us * 1000))
     return _primitive(pa.month_day_nano_interval(), out.view(np.uint8), lens)
 
 

@@ -34,6 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parquetry.storable import MONTH_DAY_NANO
+
 __all__ = [
     "COPY_HEADER",
     "COPY_TRAILER",
@@ -489,7 +491,6 @@ def _plan_timestamp(arr: pa.Array, column: str, row0: int) -> _Plan:
 
 _INT32_MAX, _INT32_MIN = 2**31 - 1, -(2**31)
 _INT64_MAX, _INT64_MIN = 2**63 - 1, -(2**63)
-_MDN = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
 
 
 def _plan_interval(arr: pa.Array, column: str, row0: int) -> _Plan:
@@ -504,9 +505,9 @@ def _plan_interval(arr: pa.Array, column: str, row0: int) -> _Plan:
     n = len(arr)
     buf = arr.buffers()[1]
     if buf is None or n == 0:
-        parts = np.zeros(n, dtype=_MDN)
+        parts = np.zeros(n, dtype=MONTH_DAY_NANO)
     else:
-        parts = np.frombuffer(buf, dtype=_MDN, count=n, offset=16 * arr.offset)
+        parts = np.frombuffer(buf, dtype=MONTH_DAY_NANO, count=n, offset=16 * arr.offset)
     months, days, nanos = parts["months"], parts["days"], parts["nanoseconds"]
     pos_inf = (months == _INT32_MAX) & (days == _INT32_MAX) & (nanos == _INT64_MAX)
     neg_inf = (months == _INT32_MIN) & (days == _INT32_MIN) & (nanos == _INT64_MIN)

@@ -9,6 +9,7 @@ extracts it with drawn options. The oracle is one plain ``COPY`` of the same tab
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 
@@ -124,12 +125,10 @@ def test_extraction_writes_exactly_the_tables_rows_in_physical_order(
         batch_rows=spec["batch_rows"],
         staging_dir=str(tmp_path / "staging"),
     )
-    parquet = EXTRACT_PARQUET_OPTIONS.__class__(
-        **{
-            **EXTRACT_PARQUET_OPTIONS.__dict__,
-            "row_group_rows": spec["row_group_rows"],
-            "target_file_rows": spec["target_file_rows"],
-        }
+    parquet = dataclasses.replace(
+        EXTRACT_PARQUET_OPTIONS,
+        row_group_rows=spec["row_group_rows"],
+        target_file_rows=spec["target_file_rows"],
     )
 
     result = extract_table_to_parquet(

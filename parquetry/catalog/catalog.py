@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -72,6 +73,7 @@ class LiveFile:
     etag: str
     schema_fingerprint: str | None
     generation_added: int
+    position: Decimal  # the dataset's order: live files sorted by (position, id)
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,6 @@ class RetiredFile:
 def schema_fingerprint(schema: pa.Schema) -> str:
     """sha256 of the schema's IPC form without metadata: equal for equal field names, types, nullability."""
     return hashlib.sha256(schema.remove_metadata().serialize().to_pybytes()).hexdigest()
-
-
-_FILE_COLUMNS = sql.SQL("id, path, bytes, rows, row_groups, etag, schema_fingerprint, generation_added")
 
 
 class Catalog:
@@ -242,21 +241,22 @@ class Catalog:
             rows = conn.execute(
                 self._q(
                     "SELECT d.storage_uri, d.generation, d.etag, f.id, f.path, f.bytes, f.rows, f.row_groups,"
-                    " f.etag, f.schema_fingerprint, f.generation_added"
+                    " f.etag, f.schema_fingerprint, f.generation_added, coalesce(f.position, f.id)"
                     " FROM {s}.datasets d LEFT JOIN {s}.files f ON f.dataset_id = d.id AND f.state = 'live'"
-                    " WHERE d.name = %s ORDER BY f.generation_added, f.id"
+                    " WHERE d.name = %s ORDER BY coalesce(f.position, f.id), f.id"
                 ),
                 [dataset],
             ).fetchall()
         if not rows:
             raise UnknownDataset(f"dataset {dataset!r} is not in the catalog")
-        files = tuple(LiveFile(*r[3:]) for r in rows if r[3] is not None)
+        files = tuple(LiveFile(*r[3:11], Decimal(r[11])) for r in rows if r[3] is not None)
         return Snapshot(
             dataset=dataset, storage_uri=rows[0][0], generation=int(rows[0][1]), etag=rows[0][2], files=files
         )
 
     def live_files(self, dataset: str) -> list[LiveFile]:
-        """Live files in the order they were added (the dataset's row order)."""
+        """Live files in the dataset's row order: the order writers added them, compaction outputs in
+        place of the files they replaced."""
         return list(self.snapshot(dataset).files)
 
     def dataset(self, dataset: str) -> DatasetInfo:
@@ -385,8 +385,12 @@ class Catalog:
         plan_hash: str | None = None,
         schema: pa.Schema | None = None,
         verification: Mapping[str, Any] | None = None,
+        positions: Sequence[Decimal] | None = None,
     ) -> int:
         """Swap exactly ``inputs`` for ``outputs`` in one transaction; returns the new generation.
+
+        ``positions`` places the outputs in the dataset's order (see :mod:`parquetry.compact.positions`);
+        without it they come after every live file.
 
         Refused (nothing changes) unless the lease token is current and unexpired (fencing) and every
         input is still live with the etag it was planned with. Files registered since the plan survive.
@@ -397,6 +401,9 @@ class Catalog:
             raise CatalogError(f"dataset {dataset!r}: a compaction commit needs input files")
         fingerprint = schema_fingerprint(schema) if schema is not None else None
         input_ids = [f.id for f in inputs]
+        placed: Sequence[Decimal | None] = [None] * len(outputs) if positions is None else positions
+        if len(placed) != len(outputs):
+            raise CatalogError(f"dataset {dataset!r}: {len(placed)} positions for {len(outputs)} outputs")
         with self._connect() as conn, conn.transaction():
             row = conn.execute(
                 self._q(
@@ -437,11 +444,22 @@ class Catalog:
                 cur.executemany(
                     self._q(
                         "INSERT INTO {s}.files (dataset_id, path, bytes, rows, row_groups, etag,"
-                        " schema_fingerprint, generation_added) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                        " schema_fingerprint, generation_added, position)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     ),
                     [
-                        (dataset_id, f.path, f.bytes, f.rows, f.row_groups, f.etag, fingerprint, generation)
-                        for f in outputs
+                        (
+                            dataset_id,
+                            f.path,
+                            f.bytes,
+                            f.rows,
+                            f.row_groups,
+                            f.etag,
+                            fingerprint,
+                            generation,
+                            at,
+                        )
+                        for f, at in zip(outputs, placed, strict=True)
                     ],
                 )
             conn.execute(

@@ -82,6 +82,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        2,
+        "file positions: a compaction's outputs take the place of the rows they hold",
+        [
+            # NULL means the file's id: files registered by writers come last, in registration order
+            # (the order of versions before 2, which ordered by generation and id: the same order).
+            "ALTER TABLE {s}.files ADD COLUMN position numeric",
+            "CREATE INDEX files_live_position ON {s}.files (dataset_id, (coalesce(position, id)), id)"
+            " WHERE state = 'live'",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -15,8 +15,9 @@ One run over one dataset:
    check every column chunk has statistics; the output's etag is hashed from the same read-back. An
    output is read back in a worker thread as soon as it is published, while the next one is written;
    nothing is committed before every read-back has matched;
-5. commit the swap in one catalog transaction, fenced by the lease token. Inputs are deleted later, after
-   a grace period, by :func:`parquetry.compact.cleanup.cleanup`.
+5. commit the swap in one catalog transaction, fenced by the lease token, each output placed where its
+   rows were in the dataset's order (:mod:`parquetry.compact.positions`). Inputs are deleted later,
+   after a grace period, by :func:`parquetry.compact.cleanup.cleanup`.
 
 Files the policy calls healthy are not touched at all. An output made only of healthy row groups (at
 least ``min_row_group_rows``, statistics present, same Parquet layout as the merged schema) is copied byte
@@ -45,6 +46,7 @@ from parquetry.catalog import Catalog, CatalogError, LiveFile
 from parquetry.compact.errors import CompactionError, VerificationError
 from parquetry.compact.faults import fault_point
 from parquetry.compact.plan import Plan, PlanConfig, PlanInput, PlannedFile, plan_compaction
+from parquetry.compact.positions import PositionError, output_positions
 from parquetry.compact.reader import RowGroupReader, read_footers
 from parquetry.compact.rowgroup_copy import (
     RowGroupCopyError,
@@ -176,6 +178,12 @@ class Compactor:
                     rows_rewritten=0,
                     duration_s=time.perf_counter() - started,
                 )
+            try:
+                # Where the outputs go in the dataset's order; computed before any work, so that a plan
+                # that could not keep the order fails at once.
+                positions = output_positions(plan, {f.path: f.position for f in snapshot.files})
+            except PositionError as exc:
+                raise CompactionError(str(exc)) from exc
             target = self._merged_schema(storage, plan, schemas)
             copies = self._copyable_outputs(storage, plan, target, schemas)
             if len(copies) < len(plan.outputs):
@@ -239,6 +247,7 @@ class Compactor:
                 plan_hash=plan.hash,
                 schema=target,
                 verification=verification,
+                positions=positions,
             )
             fault_point("after_commit")
             replaced = {i.path for i in inputs}

@@ -2,14 +2,17 @@
 
 Rules, per directory (a Hive partition is a directory; outputs never mix directories):
 
-* files the fragmentation policy calls healthy are left in place;
+* files the fragmentation policy calls healthy are left in place, and each ends a *run*: the other files
+  are rewritten run by run, so no output holds rows from both sides of a file that stays, and the
+  catalog can put every output where its rows were (:mod:`parquetry.compact.positions`): the dataset
+  keeps its row order;
 * of the other files, row groups of at least ``min_row_group_rows`` pass through as one output row group
   each (never re-chunked), and runs of smaller row groups are packed into row groups of exactly
   ``row_group_rows`` rows (the last of a run may be shorter);
 * output row groups are packed, in input order, into files of at most ``target_file_rows`` rows;
 * an output that would copy one input file whole (only its own row groups, all passed through) is
-  dropped and that file left in place: rewriting it would change nothing;
-* a directory is rewritten only if that lowers its file count or its row-group count.
+  dropped and that file left in place (rewriting it would change nothing); it ends a run too;
+* a run is rewritten only if that lowers its file count or its row-group count.
 
 The plan's hash covers its inputs (path and etag, in order) and its settings, so outputs named after it
 (``compacted-<hash>-<n>.parquet``) are the same on a re-run: a crashed run's outputs are overwritten,
@@ -24,7 +27,7 @@ import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: runs end at files left in place (the dataset keeps its order)
 
 
 @dataclass(frozen=True)
@@ -114,28 +117,14 @@ def plan_compaction(
     outputs: list[tuple[str, list[PlannedRowGroup]]] = []
     kept: list[str] = []
     for directory, group in directories.items():
-        candidates = [f for f in group if not is_healthy(f)]
+        for run in _runs(group, is_healthy):
+            rewritten, left = _plan_run(run, config)
+            kept.extend(f.path for f in left)
+            for candidates in rewritten:
+                row_groups = _pack_row_groups(candidates, len(inputs), config)
+                inputs.extend(candidates)
+                outputs.extend((directory, rgs) for rgs in _pack_files(row_groups, config.target_file_rows))
         kept.extend(f.path for f in group if is_healthy(f))
-        if not candidates:
-            continue
-        base = len(inputs)
-        while True:
-            row_groups = _pack_row_groups(candidates, base, config)
-            files_out = _pack_files(row_groups, config.target_file_rows)
-            unchanged = _copied_whole(files_out, candidates, base)
-            if not unchanged:
-                break
-            # An output that would be one input file copied whole saves nothing: leave that file.
-            kept.extend(f.path for f in unchanged)
-            candidates = [f for f in candidates if f not in unchanged]
-        if not candidates:
-            continue
-        rgs_in = sum(len(f.row_group_rows) for f in candidates)
-        if len(files_out) >= len(candidates) and sum(len(x) for x in files_out) >= rgs_in:
-            kept.extend(f.path for f in candidates)  # rewriting would not improve anything
-            continue
-        inputs.extend(candidates)
-        outputs.extend((directory, rgs) for rgs in files_out)
     digest = plan_hash(inputs, config)
     named = tuple(
         PlannedFile(directory=d, row_groups=tuple(rgs), name=f"compacted-{digest[:20]}-{n:05d}.parquet")
@@ -151,6 +140,40 @@ def plan_hash(inputs: Sequence[PlanInput], config: PlanConfig) -> str:
         "inputs": [[f.path, f.etag] for f in inputs],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _runs(group: Sequence[PlanInput], is_healthy: Callable[[PlanInput], bool]) -> list[list[PlanInput]]:
+    """The maximal runs of consecutive files that are not healthy (a healthy file ends a run)."""
+    runs: list[list[PlanInput]] = [[]]
+    for f in group:
+        if is_healthy(f):
+            runs.append([])
+        else:
+            runs[-1].append(f)
+    return [run for run in runs if run]
+
+
+def _plan_run(run: list[PlanInput], config: PlanConfig) -> tuple[list[list[PlanInput]], list[PlanInput]]:
+    """Split ``run`` into the runs worth rewriting (each packed into its own outputs) and the files left.
+
+    A file that some output would copy whole is left in place and splits the run there, like a healthy
+    file: outputs never hold rows from both sides of a file that stays, so the dataset keeps its order.
+    """
+    files_out = _pack_files(_pack_row_groups(run, 0, config), config.target_file_rows)
+    unchanged = _copied_whole(files_out, run, 0)
+    if unchanged:
+        rewritten: list[list[PlanInput]] = []
+        left = list(unchanged)
+        paths = {f.path for f in unchanged}
+        for sub in _runs(run, lambda f: f.path in paths):
+            more, more_left = _plan_run(sub, config)
+            rewritten.extend(more)
+            left.extend(more_left)
+        return rewritten, left
+    rgs_in = sum(len(f.row_group_rows) for f in run)
+    if len(files_out) >= len(run) and sum(len(x) for x in files_out) >= rgs_in:
+        return [], run  # rewriting would not improve anything
+    return [run], []
 
 
 def _pack_row_groups(candidates: Sequence[PlanInput], base: int, config: PlanConfig) -> list[PlannedRowGroup]:

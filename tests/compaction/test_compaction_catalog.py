@@ -169,3 +169,49 @@ def test_snapshot_reads_one_generation(catalog: Catalog) -> None:
     catalog.register_files("ds", "/d", [wf("/d/a.parquet")], SCHEMA)
     snap = catalog.snapshot("ds")
     assert (snap.generation, [f.path for f in snap.files]) == (1, ["/d/a.parquet"])
+
+
+def test_outputs_committed_at_positions_take_the_place_of_their_inputs(catalog: Catalog) -> None:
+    catalog.register_files("ds", "/d", [wf(f"/d/{n}.parquet") for n in "abcd"], SCHEMA)
+    lease = catalog.acquire_lease("ds", "c", ttl_s=10)
+    live = catalog.live_files("ds")
+    inputs = [live[0], live[2]]  # a and c; b stays between them
+    catalog.register_files("ds", "/d", [wf("/d/late.parquet")], SCHEMA)
+    outputs = [wf("/d/out-a.parquet"), wf("/d/out-c.parquet")]
+    positions = [live[0].position, live[2].position]
+    catalog.commit_compaction("ds", lease.token, lease.generation, inputs, outputs, positions=positions)
+    order = [f.path.removeprefix("/d/") for f in catalog.live_files("ds")]
+    assert order == ["out-a.parquet", "b.parquet", "out-c.parquet", "d.parquet", "late.parquet"]
+
+
+def test_commit_without_positions_puts_outputs_last(catalog: Catalog) -> None:
+    catalog.register_files("ds", "/d", [wf(f"/d/{n}.parquet") for n in "ab"], SCHEMA)
+    lease = catalog.acquire_lease("ds", "c", ttl_s=10)
+    inputs = catalog.live_files("ds")[:1]
+    catalog.commit_compaction("ds", lease.token, lease.generation, inputs, [wf("/d/out.parquet")])
+    assert [f.path for f in catalog.live_files("ds")] == ["/d/b.parquet", "/d/out.parquet"]
+
+
+def test_a_catalog_migrated_from_version_1_keeps_its_file_order(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from parquetry.catalog import migrations
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        migrate(conn, "cat_v1")
+    old = Catalog(pg_dsn, schema="cat_v1")
+    old.register_files("ds", "/d", [wf("/d/b.parquet"), wf("/d/a.parquet")], SCHEMA)
+    old.register_files("ds", "/d", [wf("/d/c.parquet")], SCHEMA)
+    with psycopg.connect(pg_dsn) as conn:
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'cat_v1'"
+            " AND table_name = 'files'"
+        ).fetchall()
+    assert ("position",) not in columns, "the catalog really is at version 1"
+    monkeypatch.undo()
+
+    assert Catalog(pg_dsn, schema="cat_v1").migrate() == LATEST_VERSION
+    files = Catalog(pg_dsn, schema="cat_v1").live_files("ds")
+    assert [f.path for f in files] == ["/d/b.parquet", "/d/a.parquet", "/d/c.parquet"]
+    assert [f.position for f in files] == [f.id for f in files]

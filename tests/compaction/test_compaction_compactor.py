@@ -94,6 +94,32 @@ def test_healthy_files_are_left_in_place(catalog: Catalog, storage: Storage) -> 
     assert healthy[0].path in live and result.input_files == 4 and len(live) == 2
 
 
+def test_rows_keep_their_order_around_a_file_left_in_place(catalog: Catalog, storage: Storage) -> None:
+    before = write_files(storage, "", files=5, rows_per_file=50)
+    healthy = write_files(
+        storage,
+        "",
+        files=1,
+        rows_per_file=3000,
+        start=250,
+        options=ParquetOptions(row_group_rows=3000, compression="none"),
+    )
+    after = write_files(storage, "", files=5, rows_per_file=50, start=3250)
+    policy = FragmentationPolicy(
+        small_file_bytes=healthy[0].bytes, min_small_files=4, min_mean_row_group_rows=1000
+    )
+    cat = Catalog(catalog.dsn, policy=policy)
+    register(cat, "around", storage, before + healthy + after)
+
+    result = Compactor(cat, SMALL_SETTINGS).run("around")
+
+    assert (result.input_files, result.output_files) == (10, 2)
+    live = [f.path for f in cat.live_files("around")]
+    assert live[1] == healthy[0].path, "the outputs sit on either side of the file left in place"
+    ids = pa.concat_tables([pq.read_table(p, columns=["id"]) for p in live]).column("id")
+    assert ids.to_pylist() == list(range(3500)), "a reader of the live files sees the rows in order"
+
+
 def test_partitions_are_compacted_within_their_own_directory(catalog: Catalog, storage: Storage) -> None:
     files = write_files(storage, "day=1", files=4, rows_per_file=100) + write_files(
         storage, "day=2", files=4, rows_per_file=100, start=400

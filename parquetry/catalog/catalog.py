@@ -118,8 +118,35 @@ class RetiredFile:
 
 
 def schema_fingerprint(schema: pa.Schema) -> str:
-    """sha256 of the schema's IPC form without metadata: equal for equal field names, types, nullability."""
-    return hashlib.sha256(schema.remove_metadata().serialize().to_pybytes()).hexdigest()
+    """sha256 of the schema's column names, types and nullability, metadata left out.
+
+    Names of list items and map entries are left out too: pyarrow calls a list's item ``item`` in
+    memory and ``element`` once written to Parquet, and a map's entries after the column, so a writer's
+    schema and the schema read back from its files have the same fingerprint.
+    """
+    text = "\n".join(_describe_field(schema.field(i)) for i in range(len(schema)))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _describe_field(f: pa.Field) -> str:
+    return f"{f.name!r}: {_describe_type(f.type)}{'' if f.nullable else ' not null'}"
+
+
+def _describe_type(t: pa.DataType) -> str:
+    def item(f: pa.Field) -> str:  # a nested value whose field name is not part of the schema
+        return _describe_type(f.type) + ("" if f.nullable else " not null")
+
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"{'large_' if pa.types.is_large_list(t) else ''}list<{item(t.value_field)}>"
+    if pa.types.is_fixed_size_list(t):
+        return f"fixed_size_list<{item(t.value_field)}>[{t.list_size}]"
+    if pa.types.is_map(t):
+        return f"map<{item(t.key_field)}, {item(t.item_field)}, sorted={t.keys_sorted}>"
+    if pa.types.is_struct(t):
+        return "struct<" + ", ".join(_describe_field(t.field(i)) for i in range(t.num_fields)) + ">"
+    if pa.types.is_dictionary(t):
+        return f"dictionary<{_describe_type(t.index_type)}, {_describe_type(t.value_type)}, {t.ordered}>"
+    return str(t)
 
 
 class Catalog:

@@ -233,26 +233,7 @@ class Catalog:
                     [generation, dataset_id, sorted(retire)],
                 )
             if new_files:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        self._q(
-                            "INSERT INTO {s}.files (dataset_id, path, bytes, rows, row_groups, etag,"
-                            " schema_fingerprint, generation_added) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                        ),
-                        [
-                            (
-                                dataset_id,
-                                f.path,
-                                f.bytes,
-                                f.rows,
-                                f.row_groups,
-                                f.etag,
-                                fingerprint,
-                                generation,
-                            )
-                            for f in new_files
-                        ],
-                    )
+                self._insert_files(conn, dataset_id, new_files, fingerprint, generation)
             conn.execute(
                 self._q("UPDATE {s}.datasets SET generation = %s, schema_fingerprint = %s WHERE id = %s"),
                 [generation, fingerprint, dataset_id],
@@ -428,9 +409,8 @@ class Catalog:
             raise CatalogError(f"dataset {dataset!r}: a compaction commit needs input files")
         fingerprint = schema_fingerprint(schema) if schema is not None else None
         input_ids = [f.id for f in inputs]
-        placed: Sequence[Decimal | None] = [None] * len(outputs) if positions is None else positions
-        if len(placed) != len(outputs):
-            raise CatalogError(f"dataset {dataset!r}: {len(placed)} positions for {len(outputs)} outputs")
+        if positions is not None and len(positions) != len(outputs):
+            raise CatalogError(f"dataset {dataset!r}: {len(positions)} positions for {len(outputs)} outputs")
         with self._connect() as conn, conn.transaction():
             row = conn.execute(
                 self._q(
@@ -467,28 +447,7 @@ class Catalog:
                 ),
                 [generation, input_ids],
             )
-            with conn.cursor() as cur:
-                cur.executemany(
-                    self._q(
-                        "INSERT INTO {s}.files (dataset_id, path, bytes, rows, row_groups, etag,"
-                        " schema_fingerprint, generation_added, position)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    ),
-                    [
-                        (
-                            dataset_id,
-                            f.path,
-                            f.bytes,
-                            f.rows,
-                            f.row_groups,
-                            f.etag,
-                            fingerprint,
-                            generation,
-                            at,
-                        )
-                        for f, at in zip(outputs, placed, strict=True)
-                    ],
-                )
+            self._insert_files(conn, dataset_id, outputs, fingerprint, generation, positions)
             conn.execute(
                 self._q("UPDATE {s}.datasets SET generation = %s, last_compacted_at = now() WHERE id = %s"),
                 [generation, dataset_id],
@@ -518,6 +477,30 @@ class Catalog:
             )
             self._refresh(conn, dataset_id)
             return int(generation)
+
+    def _insert_files(
+        self,
+        conn: psycopg.Connection,
+        dataset_id: int,
+        files: Sequence[WrittenFile],
+        fingerprint: str | None,
+        generation: int,
+        positions: Sequence[Decimal] | None = None,
+    ) -> None:
+        """Insert ``files`` as live; without ``positions`` each takes its id's place (after every file)."""
+        placed: Sequence[Decimal | None] = [None] * len(files) if positions is None else positions
+        with conn.cursor() as cur:
+            cur.executemany(
+                self._q(
+                    "INSERT INTO {s}.files (dataset_id, path, bytes, rows, row_groups, etag,"
+                    " schema_fingerprint, generation_added, position)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                ),
+                [
+                    (dataset_id, f.path, f.bytes, f.rows, f.row_groups, f.etag, fingerprint, generation, at)
+                    for f, at in zip(files, placed, strict=True)
+                ],
+            )
 
     def _already_committed(
         self,

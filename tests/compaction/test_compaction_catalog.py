@@ -200,10 +200,16 @@ def test_a_catalog_migrated_from_version_1_keeps_its_file_order(
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         migrate(conn, "cat_v1")
-    old = Catalog(pg_dsn, schema="cat_v1")
-    old.register_files("ds", "/d", [wf("/d/b.parquet"), wf("/d/a.parquet")], SCHEMA)
-    old.register_files("ds", "/d", [wf("/d/c.parquet")], SCHEMA)
-    with psycopg.connect(pg_dsn) as conn:
+    with psycopg.connect(pg_dsn) as conn:  # rows as version 1 wrote them: order by generation, then id
+        (dataset_id,) = conn.execute(
+            "INSERT INTO cat_v1.datasets (name, storage_uri) VALUES ('ds', '/d') RETURNING id"
+        ).fetchone()
+        for path, generation in [("/d/b.parquet", 1), ("/d/a.parquet", 1), ("/d/c.parquet", 2)]:
+            conn.execute(
+                "INSERT INTO cat_v1.files (dataset_id, path, bytes, rows, row_groups, etag, generation_added)"
+                " VALUES (%s, %s, 1, 1, 1, 'e', %s)",
+                [dataset_id, path, generation],
+            )
         columns = conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'cat_v1'"
             " AND table_name = 'files'"

@@ -74,48 +74,48 @@ def test_second_run_has_nothing_to_do_and_clears_the_flag(catalog: Catalog, stor
     assert catalog.dataset("d").generation == generation
 
 
-def test_healthy_files_are_left_in_place(catalog: Catalog, storage: Storage) -> None:
-    healthy = write_files(
+def healthy_file(storage: Storage, start: int) -> WrittenFile:
+    """One 3,000-row file of one row group: healthy under :func:`healthy_policy`."""
+    (written,) = write_files(
         storage,
         "",
         files=1,
         rows_per_file=3000,
-        row_group_rows=3000,
+        start=start,
         options=ParquetOptions(row_group_rows=3000, compression="none"),
     )
-    small = write_files(storage, "", files=4, rows_per_file=50, start=3000)
+    return written
+
+
+def healthy_policy(catalog: Catalog, healthy: WrittenFile) -> Catalog:
     policy = FragmentationPolicy(
-        small_file_bytes=healthy[0].bytes, min_small_files=4, min_mean_row_group_rows=1000
+        small_file_bytes=healthy.bytes, min_small_files=4, min_mean_row_group_rows=1000
     )
-    cat = Catalog(catalog.dsn, policy=policy)
-    register(cat, "mix", storage, healthy + small)
+    return Catalog(catalog.dsn, policy=policy)
+
+
+def test_healthy_files_are_left_in_place(catalog: Catalog, storage: Storage) -> None:
+    healthy = healthy_file(storage, start=0)
+    small = write_files(storage, "", files=4, rows_per_file=50, start=3000)
+    cat = healthy_policy(catalog, healthy)
+    register(cat, "mix", storage, [healthy, *small])
     result = Compactor(cat, SMALL_SETTINGS).run("mix")
     live = sorted(f.path for f in cat.live_files("mix"))
-    assert healthy[0].path in live and result.input_files == 4 and len(live) == 2
+    assert healthy.path in live and result.input_files == 4 and len(live) == 2
 
 
 def test_rows_keep_their_order_around_a_file_left_in_place(catalog: Catalog, storage: Storage) -> None:
     before = write_files(storage, "", files=5, rows_per_file=50)
-    healthy = write_files(
-        storage,
-        "",
-        files=1,
-        rows_per_file=3000,
-        start=250,
-        options=ParquetOptions(row_group_rows=3000, compression="none"),
-    )
+    healthy = healthy_file(storage, start=250)
     after = write_files(storage, "", files=5, rows_per_file=50, start=3250)
-    policy = FragmentationPolicy(
-        small_file_bytes=healthy[0].bytes, min_small_files=4, min_mean_row_group_rows=1000
-    )
-    cat = Catalog(catalog.dsn, policy=policy)
-    register(cat, "around", storage, before + healthy + after)
+    cat = healthy_policy(catalog, healthy)
+    register(cat, "around", storage, [*before, healthy, *after])
 
     result = Compactor(cat, SMALL_SETTINGS).run("around")
 
     assert (result.input_files, result.output_files) == (10, 2)
     live = [f.path for f in cat.live_files("around")]
-    assert live[1] == healthy[0].path, "the outputs sit on either side of the file left in place"
+    assert live[1] == healthy.path, "the outputs sit on either side of the file left in place"
     ids = pa.concat_tables([pq.read_table(p, columns=["id"]) for p in live]).column("id")
     assert ids.to_pylist() == list(range(3500)), "a reader of the live files sees the rows in order"
 

@@ -182,13 +182,9 @@ def cmd_stdf_ingest(args: argparse.Namespace) -> int:
 def cmd_compact(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from parquetry.catalog import Catalog
     from parquetry.compact import CompactionSettings, Compactor
 
-    dsn = args.catalog_dsn or _env_default("PARQUETRY_CATALOG_DSN")
-    if not dsn:
-        raise CliError("give --catalog-dsn or set PARQUETRY_CATALOG_DSN")
-    catalog = Catalog(dsn)
+    catalog = _catalog(args)
     datasets = list(args.dataset or [])
     if args.flagged:
         datasets.extend(f.name for f in catalog.flagged_datasets() if f.name not in datasets)
@@ -201,6 +197,58 @@ def cmd_compact(args: argparse.Namespace) -> int:
             results.append(asdict(compactor.run(name)))
             progress.advance(1)
     _emit({"results": results})
+    return 0
+
+
+def _catalog(args: argparse.Namespace) -> Any:
+    """The catalog of ``--catalog-dsn``, migrated to this version's schema (idempotent, concurrent-safe:
+    the first command after an upgrade brings an older catalog up to date)."""
+    from parquetry.catalog import Catalog
+
+    dsn = args.catalog_dsn or _env_default("PARQUETRY_CATALOG_DSN")
+    if not dsn:
+        raise CliError("give --catalog-dsn or set PARQUETRY_CATALOG_DSN")
+    catalog = Catalog(dsn)
+    catalog.migrate()
+    return catalog
+
+
+# -- catalog ---------------------------------------------------------------------------------------
+
+
+def cmd_catalog_datasets(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    catalog = _catalog(args)
+    _emit({"datasets": [asdict(catalog.dataset(name)) for name in catalog.datasets()]})
+    return 0
+
+
+def cmd_catalog_files(args: argparse.Namespace) -> int:
+    """A dataset's live files in its row order (the order readers take them in)."""
+    from parquetry.catalog import UnknownDataset
+
+    try:
+        snapshot = _catalog(args).snapshot(args.dataset)
+    except UnknownDataset as exc:
+        raise CliError(str(exc)) from exc
+    files = [
+        {"path": f.path, "rows": f.rows, "row_groups": f.row_groups, "bytes": f.bytes, "etag": f.etag}
+        for f in snapshot.files
+    ]
+    _emit({"dataset": args.dataset, "generation": snapshot.generation, "etag": snapshot.etag, "files": files})
+    return 0
+
+
+def cmd_catalog_cleanup(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from parquetry.compact import cleanup
+
+    if args.grace_s < 0:
+        raise CliError("--grace-s must not be negative")
+    result = cleanup(_catalog(args), args.grace_s, sweep_orphans=not args.keep_orphans)
+    _emit(asdict(result))
     return 0
 
 
@@ -344,6 +392,31 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--flagged", action="store_true", help="also every dataset the catalog flags")
     co.add_argument("--force", action="store_true", help="rewrite files the policy calls healthy too")
     co.set_defaults(func=cmd_compact)
+
+    catalog_dsn = argparse.ArgumentParser(add_help=False)
+    catalog_dsn.add_argument("--catalog-dsn", help="the catalog database (default: $PARQUETRY_CATALOG_DSN)")
+    cat = sub.add_parser("catalog", help="the catalog of datasets and their files").add_subparsers(
+        dest="catalog_command", required=True
+    )
+    ds = cat.add_parser(
+        "datasets", parents=[common, catalog_dsn], help="every dataset: files, rows, flag, lease"
+    )
+    ds.set_defaults(func=cmd_catalog_datasets)
+    fs = cat.add_parser(
+        "files", parents=[common, catalog_dsn], help="a dataset's live files, in the order readers take them"
+    )
+    fs.add_argument("dataset", metavar="DATASET")
+    fs.set_defaults(func=cmd_catalog_files)
+    cl = cat.add_parser(
+        "cleanup",
+        parents=[common, catalog_dsn],
+        help="delete files compaction retired more than --grace-s ago, and uncommitted outputs",
+    )
+    cl.add_argument(
+        "--grace-s", type=float, default=3600.0, help="keep retired files this long (default 3600)"
+    )
+    cl.add_argument("--keep-orphans", action="store_true", help="do not sweep uncommitted outputs")
+    cl.set_defaults(func=cmd_catalog_cleanup)
 
     pg = sub.add_parser("pg", help="a throwaway PostgreSQL server").add_subparsers(
         dest="pg_command", required=True

@@ -1,4 +1,4 @@
-"""The `parquetry` console script, run as a subprocess: help, pg lifecycle, extract, stdf, compact."""
+"""The `parquetry` console script as a subprocess: help, pg lifecycle, extract, stdf, compact, catalog."""
 
 import json
 import os
@@ -30,7 +30,7 @@ def test_help_is_fast_and_lists_every_command() -> None:
     out = run_cli("--help")
     assert out.returncode == 0, out.stderr
     assert time.perf_counter() - started < 10
-    for command in ("extract", "stdf", "compact", "pg"):
+    for command in ("extract", "stdf", "compact", "catalog", "pg"):
         assert command in out.stdout
     # the area packages are not imported just to print help
     probe = subprocess.run(
@@ -167,3 +167,43 @@ def test_compact_merges_a_fragmented_dataset(pg_dsn: str, tmp_path: Path) -> Non
     assert (result["files_before"], result["files_after"]) == (6, 1)
     live = catalog.live_files("frag")
     assert len(live) == 1 and live[0].rows == 1200
+
+
+@pytest.mark.postgres
+def test_catalog_lists_datasets_and_files_in_order_and_cleans_up_what_compaction_retired(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    from parquetry.catalog import Catalog
+    from parquetry.storage import Storage
+    from parquetry.testing.compaction import register, write_files
+
+    catalog = Catalog(pg_dsn)
+    catalog.migrate()
+    storage = Storage(str(tmp_path / "data"))
+    inputs = write_files(storage, "frag", files=6, rows_per_file=200)
+    register(catalog, "frag", storage, inputs)
+    dsn = ["--catalog-dsn", pg_dsn]
+
+    listed = run_cli("catalog", "datasets", *dsn)
+    assert listed.returncode == 0, listed.stderr
+    (info,) = json.loads(listed.stdout)["datasets"]
+    assert (info["name"], info["live_files"], info["total_rows"]) == ("frag", 6, 1200)
+
+    files = run_cli("catalog", "files", "frag", *dsn)
+    assert files.returncode == 0, files.stderr
+    assert [f["path"] for f in json.loads(files.stdout)["files"]] == [f.path for f in inputs]
+
+    assert run_cli("compact", "--dataset", "frag", "--force", "-q", *dsn).returncode == 0
+    assert all(os.path.exists(f.path) for f in inputs), "retired inputs stay for the grace period"
+    kept = run_cli("catalog", "cleanup", *dsn)  # default grace: an hour
+    assert kept.returncode == 0, kept.stderr
+    assert json.loads(kept.stdout)["deleted"] == []
+    cleaned = run_cli("catalog", "cleanup", "--grace-s", "0", *dsn)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert sorted(json.loads(cleaned.stdout)["deleted"]) == sorted(f.path for f in inputs)
+    assert not any(os.path.exists(f.path) for f in inputs)
+    (live,) = json.loads(run_cli("catalog", "files", "frag", *dsn).stdout)["files"]
+    assert os.path.exists(live["path"]) and live["rows"] == 1200
+
+    missing = run_cli("catalog", "files", "nope", *dsn)
+    assert missing.returncode == 1 and "'nope'" in missing.stderr

@@ -117,10 +117,19 @@ def clone_row_group(group: TStruct) -> TStruct:
 
 
 def encode_part(table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any]) -> tuple[pa.Buffer, int]:
-    """``table`` as a Parquet file of one row group, in memory; with its row count."""
+    """``table`` as a Parquet file of one row group, in memory; with its row count.
+
+    Written by :class:`parquetry.parquet_writer.ParquetWriter`, so the part's footer (whose schema and
+    key-value metadata the stitched file takes) is the one pyarrow writes for ``schema``.
+    """
+    from parquetry.parquet_writer import FooterError, ParquetWriter
+
     out = pa.BufferOutputStream()
-    with pq.ParquetWriter(out, schema, **kwargs) as writer:
-        writer.write_table(table, row_group_size=table.num_rows)
+    try:
+        with ParquetWriter(out, schema, "an encoded row group", **kwargs) as writer:
+            writer.write_table(table, row_group_size=table.num_rows)
+    except FooterError as exc:
+        raise StitchError(str(exc)) from exc
     return out.getvalue(), table.num_rows
 
 

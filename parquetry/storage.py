@@ -267,17 +267,25 @@ class Storage:
                     except StitchError as exc:
                         raise StorageError(str(exc)) from exc
             else:
-                with (
-                    self.fs.open_output_stream(tmp) as sink,
-                    pq.ParquetWriter(sink, schema, **options.writer_kwargs(schema)) as writer,
-                ):
-                    for batch in _rechunk(batches, options.row_group_rows):
-                        if isinstance(batch, pa.Table):
-                            writer.write_table(batch, row_group_size=options.row_group_rows)
-                        else:
-                            writer.write_batch(batch, row_group_size=options.row_group_rows)
-                        rows += batch.num_rows
-                        del batch  # not held while the next one is produced: memory is one batch
+                from parquetry.parquet_writer import FooterError, ParquetWriter
+
+                kwargs = options.writer_kwargs(schema)
+                try:
+                    with (
+                        self.fs.open_output_stream(tmp) as sink,
+                        ParquetWriter(
+                            sink, schema, self.uri(path), tmp if self.is_local else None, **kwargs
+                        ) as writer,
+                    ):
+                        for batch in _rechunk(batches, options.row_group_rows):
+                            if isinstance(batch, pa.Table):
+                                writer.write_table(batch, row_group_size=options.row_group_rows)
+                            else:
+                                writer.write_batch(batch, row_group_size=options.row_group_rows)
+                            rows += batch.num_rows
+                            del batch  # not held while the next one is produced: memory is one batch
+                except FooterError as exc:
+                    raise StorageError(str(exc)) from exc
             written = self._verify(tmp, rows)
         return WrittenFile(
             path=path, bytes=written.bytes, rows=rows, row_groups=written.row_groups, etag=written.etag

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from parquetry.parquet_writer import FooterError, ParquetWriter
 from parquetry.thrift import I16, I64, LIST, STRUCT, ThriftError, TList, TStruct, decode, encode
 
 MAGIC = b"PAR1"
@@ -122,8 +123,6 @@ def encode_part(table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any]) -> t
     Written by :class:`parquetry.parquet_writer.ParquetWriter`, so the part's footer (whose schema and
     key-value metadata the stitched file takes) is the one pyarrow writes for ``schema``.
     """
-    from parquetry.parquet_writer import FooterError, ParquetWriter
-
     out = pa.BufferOutputStream()
     try:
         with ParquetWriter(out, schema, "an encoded row group", **kwargs) as writer:

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from parquetry.parquet_writer import FooterError, ParquetWriter
+from parquetry.stitch import StitchError, write_parallel
 from parquetry.storable import UnstorableType, storable, storable_schema
 
 TEMP_PREFIX = ".tmp-"
@@ -252,8 +254,6 @@ class Storage:
         rows = 0
         with self.publishing(path) as tmp:
             if options.encode_threads > 1:
-                from parquetry.stitch import StitchError, write_parallel
-
                 tables = (
                     b if isinstance(b, pa.Table) else pa.Table.from_batches([b])
                     for b in _rechunk(batches, options.row_group_rows)
@@ -267,8 +267,6 @@ class Storage:
                     except StitchError as exc:
                         raise StorageError(str(exc)) from exc
             else:
-                from parquetry.parquet_writer import FooterError, ParquetWriter
-
                 kwargs = options.writer_kwargs(schema)
                 try:
                     with (

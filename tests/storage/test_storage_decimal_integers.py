@@ -7,6 +7,7 @@ is pyarrow's own writer: every file must be byte for byte the same, and read bac
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 from pathlib import Path
 
@@ -16,10 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from parquetry.extract.parquet import EXTRACT_PARQUET_OPTIONS
 from parquetry.parquet_writer import ParquetWriter, narrow_columns
-from parquetry.storage import ParquetOptions, Storage
+from parquetry.storage import Storage
 
-OPTIONS = ParquetOptions(compression="zstd", compression_level=1, use_dictionary=False, delta_integers=True)
+OPTIONS = EXTRACT_PARQUET_OPTIONS  # extraction's encoding: delta integers store narrow decimals as integers
 
 
 @st.composite
@@ -86,14 +88,7 @@ def test_storage_writes_the_same_bytes_with_one_or_more_encoding_threads(
     tmp_path_factory: pytest.TempPathFactory, table: pa.Table, threads: int
 ) -> None:
     storage = Storage(str(tmp_path_factory.mktemp("dec")))
-    options = ParquetOptions(
-        compression="zstd",
-        compression_level=1,
-        use_dictionary=False,
-        delta_integers=True,
-        row_group_rows=64,
-        encode_threads=threads,
-    )
+    options = dataclasses.replace(OPTIONS, row_group_rows=64, encode_threads=threads)
     written = storage.write_parquet(storage.path("f.parquet"), table, options=options)
     expected = pa.BufferOutputStream()
     with pq.ParquetWriter(expected, table.schema, **options.writer_kwargs(table.schema)) as writer:

@@ -21,6 +21,7 @@ never duplicated.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import posixpath
@@ -153,27 +154,36 @@ def _runs(group: Sequence[PlanInput], is_healthy: Callable[[PlanInput], bool]) -
     return [run for run in runs if run]
 
 
+def _split_at(run: Sequence[PlanInput], stays: Sequence[PlanInput]) -> list[list[PlanInput]]:
+    """The runs of ``run`` between the files of ``stays``."""
+    paths = {f.path for f in stays}
+    return _runs(run, lambda f: f.path in paths)
+
+
 def _plan_run(run: list[PlanInput], config: PlanConfig) -> tuple[list[list[PlanInput]], list[PlanInput]]:
-    """Split ``run`` into the runs worth rewriting (each packed into its own outputs) and the files left.
+    """Split ``run`` into the runs worth rewriting (each packed into its own outputs), in order, and the
+    files left in place.
 
     A file that some output would copy whole is left in place and splits the run there, like a healthy
     file: outputs never hold rows from both sides of a file that stays, so the dataset keeps its order.
     """
-    files_out = _pack_files(_pack_row_groups(run, 0, config), config.target_file_rows)
-    unchanged = _copied_whole(files_out, run, 0)
-    if unchanged:
-        rewritten: list[list[PlanInput]] = []
-        left = list(unchanged)
-        paths = {f.path for f in unchanged}
-        for sub in _runs(run, lambda f: f.path in paths):
-            more, more_left = _plan_run(sub, config)
-            rewritten.extend(more)
-            left.extend(more_left)
-        return rewritten, left
-    rgs_in = sum(len(f.row_group_rows) for f in run)
-    if len(files_out) >= len(run) and sum(len(x) for x in files_out) >= rgs_in:
-        return [], run  # rewriting would not improve anything
-    return [run], []
+    rewritten: list[list[PlanInput]] = []
+    left: list[PlanInput] = []
+    pending = collections.deque([run])
+    while pending:
+        current = pending.popleft()
+        files_out = _pack_files(_pack_row_groups(current, 0, config), config.target_file_rows)
+        unchanged = _copied_whole(files_out, current, 0)
+        if unchanged:
+            left.extend(unchanged)
+            pending.extendleft(reversed(_split_at(current, unchanged)))  # the pieces come next, in order
+            continue
+        rgs_in = sum(len(f.row_group_rows) for f in current)
+        if len(files_out) >= len(current) and sum(len(x) for x in files_out) >= rgs_in:
+            left.extend(current)  # rewriting would not improve anything
+        else:
+            rewritten.append(current)
+    return rewritten, left
 
 
 def _pack_row_groups(candidates: Sequence[PlanInput], base: int, config: PlanConfig) -> list[PlannedRowGroup]:

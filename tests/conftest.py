@@ -14,17 +14,6 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 os.environ.setdefault("PARQUETRY_ROW_KERNELS", "generic")
 os.environ.setdefault("PARQUETRY_KERNEL_CACHE", tempfile.mkdtemp(prefix="parquetry-test-kernels-"))
 
-# CPython 3.11's ``ast.parse`` is not safe in two threads at once ("AST constructor recursion depth
-# mismatch"), and pytest parses every parquetry module it imports: the package is a pytest plugin, so
-# its modules get assertion rewriting. The engine imports its numba modules lazily (so that importing the
-# code location stays cheap), in whichever thread first decodes or encodes, and two such first imports
-# in two threads of one test could fail that way. They are imported here, once, before any test runs.
-import parquetry.pgcopy.decode  # noqa: E402
-import parquetry.pgcopy.kernels  # noqa: E402
-import parquetry.pgcopy.rowops  # noqa: E402
-import parquetry.pgcopy.rows  # noqa: E402
-import parquetry.pgcopy.rowspec  # noqa: E402, F401
-
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:

@@ -321,6 +321,10 @@ class ParquetConsumer:
 
         t0, cpu0 = time.perf_counter(), time.thread_time()
         self.storage.remove_temporaries(self.directory)
+        if self.decode is None:
+            from parquetry.pgcopy.decode import load_kernels
+
+            load_kernels()  # here, not first in the decoding thread (see load_kernels)
         if self.prefetch > 0:
             stream = _prefetch(decoded(), self.prefetch, timings)
             files = write_partition(self.storage, self.directory, stream, schema, self.options)

@@ -42,6 +42,18 @@ DEFAULT_BATCH_BYTES = 64 << 20
 MAX_INDEX_CELLS = 1 << 21
 
 
+def load_kernels() -> None:
+    """Import the decoder's numba modules now, in the calling thread.
+
+    They load lazily (importing Parquetry's code location must stay cheap), and the first decoder of a
+    run is usually made in a decoding thread. Callers that start such threads call this first: under
+    pytest every Parquetry module is parsed by ``ast.parse`` for assertion rewriting (Parquetry is a
+    pytest plugin, so this holds in any project's tests that use it), and CPython 3.11's ``ast.parse``
+    fails ("AST constructor recursion depth mismatch") when two threads run it at once.
+    """
+    from parquetry.pgcopy import columns, kernels, rowops, rows, rowspec  # noqa: F401
+
+
 class CopyDecoder:
     """Streaming decoder of one COPY BINARY stream into RecordBatches of ``arrow_schema(columns)``.
 

@@ -24,6 +24,7 @@ speedup_vs_best_peer and client_cpu_s_per_gb (Parquetry's client CPU seconds per
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -125,7 +126,12 @@ def run_floor(dsn: str, out_dir: Path, limit: int | None) -> dict:
 
 
 def run_parquetry(
-    dsn: str, out_dir: Path, limit: int | None, workers: int | None, where: str | None = None
+    dsn: str,
+    out_dir: Path,
+    limit: int | None,
+    workers: int | None,
+    where: str | None = None,
+    encoder: str = "parquetry",
 ) -> dict:
     from parquetry.extract.parquet import extract_table_to_parquet
     from parquetry.extract.pipeline import ExtractOptions
@@ -143,7 +149,7 @@ def run_parquetry(
         spec,
         Storage(str(out_dir)),
         options=ExtractOptions(workers=workers),
-        parquet_options=_parquet_options(),
+        parquet_options=dataclasses.replace(_parquet_options(), encoder=encoder),
     )
     return {
         "wall_s": time.perf_counter() - t0,
@@ -157,6 +163,13 @@ def run_parquetry(
         "timings": result.timings,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def run_parquetry_pyarrow(
+    dsn: str, out_dir: Path, limit: int | None, workers: int | None, where: str | None = None
+) -> dict:
+    """Parquetry with pyarrow encoding every column (``encoder="pyarrow"``): what its own encoder saves."""
+    return run_parquetry(dsn, out_dir, limit, workers, where, encoder="pyarrow")
 
 
 def _parquet_options():
@@ -276,6 +289,7 @@ CONTENDERS = {
     "floor": run_floor,
     "parquetry": run_parquetry,
     "parquetry_read": run_parquetry_read,
+    "parquetry_pyarrow": run_parquetry_pyarrow,
     "duckdb": run_duckdb,
     "connectorx": run_connectorx,
     "adbc": run_adbc,
@@ -286,14 +300,14 @@ def contender_main(name: str, dsn: str, workers: int | None) -> None:
     """Warm up once on a few rows, then time the whole table; print one JSON line."""
     fn = CONTENDERS[name]
     extra = {"workers": workers} if name.startswith("parquetry") else {}
-    if name == "parquetry" and "PARQUETRY_ROW_KERNELS" not in os.environ:
+    if name in ("parquetry", "parquetry_pyarrow") and "PARQUETRY_ROW_KERNELS" not in os.environ:
         # Parquetry's row kernel specialized to the table's layout is compiled once per machine
         # (``parquetry.pgcopy.rowspec``; in the background on a real first run): the warm-up compiles it
         # or loads it from the cache, on the table itself, whose NOT NULL columns are part of the layout.
         # PARQUETRY_ROW_KERNELS=generic times the generic kernel instead.
         os.environ["PARQUETRY_ROW_KERNELS"] = "sync"
         with tempfile.TemporaryDirectory() as warm:
-            run_parquetry(dsn, Path(warm), None, workers, where="l_orderkey <= 500")
+            fn(dsn, Path(warm), None, workers, where="l_orderkey <= 500")
         os.environ.pop("PARQUETRY_ROW_KERNELS")
     with tempfile.TemporaryDirectory() as warm:
         fn(dsn, Path(warm), 2000, **extra)
@@ -340,6 +354,11 @@ def main() -> None:
         help="a Python with duckdb and a matching duckdb-extension-postgres",
     )
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument(
+        "--pyarrow-encoder",
+        action="store_true",
+        help="also time Parquetry with pyarrow encoding every column",
+    )
     parser.add_argument("--keep-table", action="store_true", help="with --dsn: reuse an existing table")
     parser.add_argument("--contender", choices=sorted(CONTENDERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -359,8 +378,10 @@ def main() -> None:
             t0 = time.perf_counter()
             create_table(dsn, args.rows)
             print(f"# created {TABLE} with {args.rows} rows in {time.perf_counter() - t0:.1f} s", flush=True)
-        names = ["floor", "parquetry_read", "parquetry"] + (
-            [] if args.skip_peers else ["duckdb", "connectorx", "adbc"]
+        names = (
+            ["floor", "parquetry_read", "parquetry"]
+            + (["parquetry_pyarrow"] if args.pyarrow_encoder else [])
+            + ([] if args.skip_peers else ["duckdb", "connectorx", "adbc"])
         )
         results: dict[str, list[dict]] = {n: [] for n in names}
         for _ in range(args.repeat):
@@ -399,6 +420,8 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
             )
         elif name == "parquetry_read":
             note = f"read only: reader={runs[0].get('reader')} workers={runs[0].get('workers')}"
+        elif name == "parquetry_pyarrow":
+            note = f"Parquetry, every column encoded by pyarrow; rss={med(name, 'peak_rss_mb') or 0:.0f}MB"
         elif name == "floor":
             note = "psql COPY BINARY, 4 ctid ranges"
         else:
@@ -422,6 +445,13 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         else None,
         "floor_client_cpu_s_per_gb": round(med("floor", "cpu_s") / gb, 3)
         if floor_s and stream_bytes
+        else None,
+        "pyarrow_encoder": {
+            "parquetry_s": round(med("parquetry_pyarrow", "wall_s"), 3),
+            "client_cpu_s_per_gb": round(med("parquetry_pyarrow", "cpu_s") / gb, 3),
+            "parquet_bytes": med("parquetry_pyarrow", "parquet_bytes"),
+        }
+        if med("parquetry_pyarrow", "wall_s") and stream_bytes
         else None,
         "skipped": skipped,
         "parquetry_engine": (results.get("parquetry") or [{}])[0].get("engine"),

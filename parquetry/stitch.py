@@ -22,7 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from parquetry.parquet_writer import FooterError, ParquetWriter
+from parquetry.encoder import load_encoder, open_writer
+from parquetry.parquet_writer import FooterError
 from parquetry.thrift import I16, I64, LIST, STRUCT, ThriftError, TList, TStruct, decode, encode
 
 MAGIC = b"PAR1"
@@ -117,15 +118,17 @@ def clone_row_group(group: TStruct) -> TStruct:
     return TStruct([(i, t, TList(v.elem_type, chunks) if i == 1 else v) for i, t, v in group.fields])
 
 
-def encode_part(table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any]) -> tuple[pa.Buffer, int]:
+def encode_part(
+    table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any], encoder: str = "pyarrow"
+) -> tuple[pa.Buffer, int]:
     """``table`` as a Parquet file of one row group, in memory; with its row count.
 
-    Written by :class:`parquetry.parquet_writer.ParquetWriter`, so the part's footer (whose schema and
-    key-value metadata the stitched file takes) is the one pyarrow writes for ``schema``.
+    Written by :func:`parquetry.encoder.open_writer`, so the part's footer (whose schema and key-value
+    metadata the stitched file takes) is the one pyarrow writes for ``schema``.
     """
     out = pa.BufferOutputStream()
     try:
-        with ParquetWriter(out, schema, "an encoded row group", **kwargs) as writer:
+        with open_writer(out, schema, "an encoded row group", None, encoder, **kwargs) as writer:
             writer.write_table(table, row_group_size=table.num_rows)
     except FooterError as exc:
         raise StitchError(str(exc)) from exc
@@ -133,12 +136,21 @@ def encode_part(table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any]) -> t
 
 
 def write_parallel(
-    sink: Any, tables: Iterable[pa.Table], schema: pa.Schema, kwargs: dict[str, Any], threads: int, uri: str
+    sink: Any,
+    tables: Iterable[pa.Table],
+    schema: pa.Schema,
+    kwargs: dict[str, Any],
+    threads: int,
+    uri: str,
+    encoder: str = "pyarrow",
 ) -> tuple[int, int]:
     """Write each non-empty table of ``tables`` as one row group of a Parquet file into ``sink``, up to
-    ``threads`` of them encoded at once (``kwargs`` are ``pq.ParquetWriter``'s); returns (rows, row
-    groups). The bytes are those one writer makes of the same tables; no rows: a file with the schema.
+    ``threads`` of them encoded at once (``kwargs`` are ``pq.ParquetWriter``'s, ``encoder`` as in
+    :func:`parquetry.encoder.open_writer`); returns (rows, row groups). The bytes are those one writer
+    makes of the same tables; no rows: a file with the schema.
     """
+    if encoder == "parquetry":
+        load_encoder()  # not first inside the pool's threads
     builder = FooterBuilder()
     pending: collections.deque[Future[tuple[pa.Buffer, int]]] = collections.deque()
     pos = 0
@@ -158,7 +170,7 @@ def write_parallel(
             for table in tables:
                 if table.num_rows == 0:
                     continue
-                pending.append(pool.submit(encode_part, table, schema, kwargs))
+                pending.append(pool.submit(encode_part, table, schema, kwargs, encoder))
                 del table  # the pool holds it while encoding, nobody after
                 if len(pending) >= threads:
                     append(*pending.popleft().result())

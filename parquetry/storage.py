@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from parquetry.parquet_writer import FooterError, ParquetWriter
+from parquetry.encoder import open_writer
+from parquetry.parquet_writer import FooterError
 from parquetry.stitch import StitchError, write_parallel
 from parquetry.storable import UnstorableType, storable, storable_schema
 
@@ -61,6 +62,12 @@ class ParquetOptions:
     ``write_batch_rows``: values pyarrow encodes per internal step (None: its default of 1024);
     larger steps cost less per value, and a data page then holds up to that many values.
 
+    ``encoder``: ``"parquetry"`` encodes the flat integer-like (delta-packed), string, binary and
+    fixed-size binary columns with Parquetry's own encoder (:mod:`parquetry.encoder`) and the other
+    columns with pyarrow, in one file that reads back as pyarrow's would (same schema, values and
+    statistics); ``"pyarrow"`` leaves every column to pyarrow. Options the own encoder does not
+    implement (another codec, dictionaries, byte-stream split) hand the columns they touch to pyarrow.
+
     ``encode_threads``: row groups encoded at once (:mod:`parquetry.stitch`); the file's bytes do not
     depend on it. More than one helps where the writer is the bottleneck and cores are idle (the
     re-encoding stage of the compaction benchmark: 1.5-1.7x with two threads on two cores); each thread
@@ -77,6 +84,7 @@ class ParquetOptions:
     delta_integers: bool = False
     write_batch_rows: int | None = None
     encode_threads: int = 1
+    encoder: str = "parquetry"
 
     def __post_init__(self) -> None:
         d = self.use_dictionary
@@ -84,6 +92,8 @@ class ParquetOptions:
             raise ValueError(f"use_dictionary must be a bool, 'auto' or column names, not {d!r}")
         if not isinstance(d, (bool, str)):
             object.__setattr__(self, "use_dictionary", tuple(d))  # hashable, like the rest
+        if self.encoder not in ("parquetry", "pyarrow"):
+            raise ValueError(f"encoder must be 'parquetry' or 'pyarrow', not {self.encoder!r}")
 
     def resolved(self, schema: pa.Schema) -> ParquetOptions:
         """These options with ``use_dictionary="auto"`` turned into the column names it means."""
@@ -262,7 +272,13 @@ class Storage:
                     kwargs = options.writer_kwargs(schema)
                     try:
                         rows, _ = write_parallel(
-                            sink, tables, schema, kwargs, options.encode_threads, self.uri(path)
+                            sink,
+                            tables,
+                            schema,
+                            kwargs,
+                            options.encode_threads,
+                            self.uri(path),
+                            options.encoder,
                         )
                     except StitchError as exc:
                         raise StorageError(str(exc)) from exc
@@ -271,8 +287,13 @@ class Storage:
                 try:
                     with (
                         self.fs.open_output_stream(tmp) as sink,
-                        ParquetWriter(
-                            sink, schema, self.uri(path), tmp if self.is_local else None, **kwargs
+                        open_writer(
+                            sink,
+                            schema,
+                            self.uri(path),
+                            tmp if self.is_local else None,
+                            options.encoder,
+                            **kwargs,
                         ) as writer,
                     ):
                         for batch in _rechunk(batches, options.row_group_rows):

@@ -59,6 +59,11 @@ class StorageResource(dg.ConfigurableResource):
         default=None,
         description="row groups encoded at once, each holding a row group in memory (same bytes); unset: 1",
     )
+    encoder: str | None = Field(
+        default=None,
+        description="'parquetry' (its own encoder for the flat columns it can write, pyarrow for the rest)"
+        " or 'pyarrow'; unset: 'parquetry'",
+    )
 
     def get_storage(self) -> Storage:
         from parquetry.storage import Storage
@@ -77,6 +82,7 @@ class StorageResource(dg.ConfigurableResource):
             "row_group_rows": self.row_group_rows,
             "target_file_rows": self.target_file_rows,
             "encode_threads": self.encode_threads,
+            "encoder": self.encoder,
             "use_dictionary": None if self.dictionary is None else DICTIONARY_CHOICES[self.dictionary],
         }
         chosen = {k: v for k, v in overrides.items() if v is not None}

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from parquetry.compact.errors import CompactionError, VerificationError
 from parquetry.compact.reader import open_parquet
 from parquetry.compact.verify import RowDigest, digest_row_groups, duckdb_reads_alike
+from parquetry.encoder import open_writer
 from parquetry.stitch import StitchError, write_parallel
 from parquetry.storage import ParquetOptions, Storage, StorageError, WrittenFile
 
@@ -69,6 +70,7 @@ def write_row_groups(
     options: ParquetOptions,
     delta_integers: bool = False,
     threads: int = 1,
+    encoder: str = "pyarrow",
 ) -> tuple[int, int]:
     """Write each of ``tables`` as one row group of ``path``; returns (rows, row groups) written.
 
@@ -81,11 +83,13 @@ def write_row_groups(
         with storage.fs.open_output_stream(tmp) as sink:
             if threads > 1:
                 try:
-                    rows, groups = write_parallel(sink, tables, schema, kwargs, threads, storage.uri(path))
+                    rows, groups = write_parallel(
+                        sink, tables, schema, kwargs, threads, storage.uri(path), encoder
+                    )
                 except StitchError as exc:
                     raise CompactionError(str(exc)) from exc
             else:
-                rows, groups = _write_serial(sink, tables, schema, kwargs)
+                rows, groups = _write_serial(sink, tables, schema, kwargs, encoder, storage.uri(path))
         with storage.fs.open_input_file(tmp) as fh:
             metadata = pq.ParquetFile(fh).metadata
         if (metadata.num_rows, metadata.num_row_groups) != (rows, groups):
@@ -97,10 +101,10 @@ def write_row_groups(
 
 
 def _write_serial(
-    sink: Any, tables: Iterable[pa.Table], schema: pa.Schema, kwargs: dict[str, Any]
+    sink: Any, tables: Iterable[pa.Table], schema: pa.Schema, kwargs: dict[str, Any], encoder: str, uri: str
 ) -> tuple[int, int]:
     rows = groups = 0
-    with pq.ParquetWriter(sink, schema, **kwargs) as writer:
+    with open_writer(sink, schema, uri, None, encoder, **kwargs) as writer:
         for table in tables:
             if table.num_rows == 0:
                 continue

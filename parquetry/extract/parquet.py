@@ -325,6 +325,10 @@ class ParquetConsumer:
             from parquetry.pgcopy.decode import load_kernels
 
             load_kernels()  # here, not first in the decoding thread (see load_kernels)
+        if self.options.encoder == "parquetry":
+            from parquetry.encoder import load_encoder
+
+            load_encoder()
         if self.prefetch > 0:
             stream = _prefetch(decoded(), self.prefetch, timings)
             files = write_partition(self.storage, self.directory, stream, schema, self.options)

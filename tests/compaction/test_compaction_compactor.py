@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
@@ -28,15 +29,16 @@ def read_live(catalog: Catalog, dataset: str) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default").sort_by("id")
 
 
+@pytest.mark.parametrize("encoder", ["pyarrow", "parquetry"])
 def test_fragmented_dataset_becomes_few_target_sized_files_with_identical_rows(
-    catalog: Catalog, storage: Storage
+    catalog: Catalog, storage: Storage, encoder: str
 ) -> None:
     files = write_files(storage, "", files=12, rows_per_file=700, row_group_rows=300)
     register(catalog, "frag", storage, files)
     assert catalog.dataset("frag").compaction_needed
     before = read_live(catalog, "frag")
 
-    result = Compactor(catalog, SMALL_SETTINGS).run("frag")
+    result = Compactor(catalog, dataclasses.replace(SMALL_SETTINGS, encoder=encoder)).run("frag")
 
     assert result.status == "compacted"
     assert (result.files_before, result.files_after) == (12, 2)

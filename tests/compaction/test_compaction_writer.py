@@ -90,8 +90,8 @@ def test_an_encoded_part_with_bytes_between_its_chunks_and_footer_is_refused(
     leave the chunks misplaced, so a part that does not hold exactly its column chunks is an error."""
     real = stitch.encode_part
 
-    def with_page_index(table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any]) -> Any:
-        return real(table, schema, {**kwargs, "write_page_index": True})
+    def with_page_index(table: pa.Table, schema: pa.Schema, kwargs: dict[str, Any], encoder: str) -> Any:
+        return real(table, schema, {**kwargs, "write_page_index": True}, encoder)
 
     monkeypatch.setattr(stitch, "encode_part", with_page_index)
     storage = Storage(str(tmp_path))
@@ -108,9 +108,10 @@ def test_an_encoded_part_with_bytes_between_its_chunks_and_footer_is_refused(
     threads=st.integers(2, 4),
     dictionary=st.sampled_from([True, False, "auto"]),
     seed=st.integers(0, 1000),
+    encoder=st.sampled_from(["pyarrow", "parquetry"]),
 )
 def test_any_row_groups_stitch_into_the_bytes_one_writer_makes(
-    tmp_path: Path, sizes: list[int], threads: int, dictionary: bool | str, seed: int
+    tmp_path: Path, sizes: list[int], threads: int, dictionary: bool | str, seed: int, encoder: str
 ) -> None:
     storage = Storage(str(tmp_path))
     starts = [seed * 10_000 + sum(sizes[:n]) for n in range(len(sizes))]
@@ -120,7 +121,9 @@ def test_any_row_groups_stitch_into_the_bytes_one_writer_makes(
     for n in (1, threads):
         path = storage.path(f"out-{n}.parquet")
         write_row_groups(
-            storage, path, tables, tables[0].schema, options, delta_integers=seed % 2 == 0, threads=n
+            storage, path, tables, tables[0].schema, options, seed % 2 == 0, threads=n, encoder=encoder
         )
         written[n] = Path(path).read_bytes()
     assert written[threads] == written[1]
+    if sizes and sum(sizes):
+        assert pq.read_table(storage.path("out-1.parquet")).equals(pa.concat_tables(tables))

@@ -25,6 +25,13 @@ def test_set_fields_apply_to_every_writer() -> None:
     assert StorageResource(root="/data", encode_threads=4).parquet_options().encode_threads == 4
 
 
+def test_the_encoder_is_parquetrys_unless_pyarrow_is_chosen() -> None:
+    assert StorageResource(root="/data").parquet_options(EXTRACT_PARQUET_OPTIONS).encoder == "parquetry"
+    assert StorageResource(root="/data", encoder="pyarrow").parquet_options().encoder == "pyarrow"
+    with pytest.raises(ValueError, match="encoder must be"):
+        StorageResource(root="/data", encoder="numpy").parquet_options()
+
+
 def test_another_codec_does_not_inherit_the_writers_zstd_level() -> None:
     options = StorageResource(root="/data", compression="gzip").parquet_options(EXTRACT_PARQUET_OPTIONS)
     assert (options.compression, options.compression_level) == ("gzip", None)

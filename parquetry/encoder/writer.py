@@ -24,6 +24,7 @@ from parquetry.stitch import StitchError, _part_footer, chunk_range, encode_part
 from parquetry.thrift import I64, LIST, STRUCT, TList, TStruct, encode
 
 MAGIC = b"PAR1"
+DEFAULT_ROW_GROUP_ROWS = 1024 * 1024  # pyarrow's, where a call gives no row_group_size
 
 
 class ColumnWriter:
@@ -57,7 +58,7 @@ class ColumnWriter:
         self._pos = 0
 
     def write_table(self, table: pa.Table, row_group_size: int | None = None) -> None:
-        size = row_group_size or table.num_rows or 1
+        size = row_group_size or DEFAULT_ROW_GROUP_ROWS
         for start in range(0, table.num_rows, size):
             self._row_group(table.slice(start, size))
 

@@ -186,12 +186,20 @@ def duckdb_rows(data: bytes, tmp: Path, name: str) -> list[tuple[Any, ...]]:
     batch_rows=st.integers(1, 300),
     row_group_rows=st.integers(1, 400),
     page_bytes=st.sampled_from([1, 64, 1000, 1 << 20]),
+    codec=st.sampled_from([("zstd", 1), ("zstd", 5), ("none", None)]),
 )
 def test_files_read_back_as_written_with_pyarrows_footer(
-    tmp_path: Path, table: pa.Table, batch_rows: int, row_group_rows: int, page_bytes: int
+    tmp_path: Path,
+    table: pa.Table,
+    batch_rows: int,
+    row_group_rows: int,
+    page_bytes: int,
+    codec: tuple[str, int | None],
 ) -> None:
-    ours = write(table, ColumnWriter, batch_rows, row_group_rows, data_page_size=page_bytes)
-    theirs = write(table, ParquetWriter, batch_rows, row_group_rows, data_page_size=page_bytes)
+    compression, level = codec
+    over = {"data_page_size": page_bytes, "compression": compression, "compression_level": level}
+    ours = write(table, ColumnWriter, batch_rows, row_group_rows, **over)
+    theirs = write(table, ParquetWriter, batch_rows, row_group_rows, **over)
 
     back = pq.read_table(io.BytesIO(ours))
     assert back.equals(table)

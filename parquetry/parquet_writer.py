@@ -111,7 +111,7 @@ class _HeldTail:
         self.closed = True  # the caller closes the sink
 
 
-def _empty_footer(schema: pa.Schema, kwargs: dict[str, Any]) -> TStruct:
+def empty_footer(schema: pa.Schema, kwargs: dict[str, Any]) -> TStruct:
     """The footer pyarrow writes for a file of ``schema`` with no rows."""
     buf = pa.BufferOutputStream()
     with pq.ParquetWriter(buf, schema, **kwargs):
@@ -176,8 +176,8 @@ class ParquetWriter:
         self._writer_schema = pa.schema(fields, metadata=schema.metadata)
         # The footer this writer gets (integer columns) and the one pyarrow writes for the decimals
         # differ only in their heads and tails (see _head_and_tail): swapped in bytes, not re-encoded.
-        self._written = _head_and_tail(_empty_footer(self._writer_schema, kwargs))
-        self._real = _head_and_tail(_empty_footer(schema, kwargs))
+        self._written = _head_and_tail(empty_footer(self._writer_schema, kwargs))
+        self._real = _head_and_tail(empty_footer(schema, kwargs))
         if local_path is not None:
             self._writer = pq.ParquetWriter(sink, self._writer_schema, **kwargs)
             return

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from parquetry.encoder import open_writer
+from parquetry.encoder import ENCODERS, open_writer
 from parquetry.parquet_writer import FooterError
 from parquetry.stitch import StitchError, write_parallel
 from parquetry.storable import UnstorableType, storable, storable_schema
@@ -92,8 +92,8 @@ class ParquetOptions:
             raise ValueError(f"use_dictionary must be a bool, 'auto' or column names, not {d!r}")
         if not isinstance(d, (bool, str)):
             object.__setattr__(self, "use_dictionary", tuple(d))  # hashable, like the rest
-        if self.encoder not in ("parquetry", "pyarrow"):
-            raise ValueError(f"encoder must be 'parquetry' or 'pyarrow', not {self.encoder!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r}")
 
     def resolved(self, schema: pa.Schema) -> ParquetOptions:
         """These options with ``use_dictionary="auto"`` turned into the column names it means."""

@@ -131,7 +131,8 @@ def decode(data: bytes) -> TStruct:
     return result
 
 
-def _varint(n: int, out: bytearray) -> None:
+def varint(n: int, out: bytearray) -> None:
+    """Append ``n`` to ``out`` as an unsigned varint (ULEB128)."""
     while True:
         if n < 0x80:
             out.append(n)
@@ -141,7 +142,7 @@ def _varint(n: int, out: bytearray) -> None:
 
 
 def _zigzag(n: int, out: bytearray) -> None:
-    _varint((n << 1) ^ (n >> 63), out)
+    varint((n << 1) ^ (n >> 63), out)
 
 
 def _value(ftype: int, value: Any, out: bytearray) -> None:
@@ -154,7 +155,7 @@ def _value(ftype: int, value: Any, out: bytearray) -> None:
     elif ftype == DOUBLE:
         out += struct.pack("<d", value)
     elif ftype == BINARY:
-        _varint(len(value), out)
+        varint(len(value), out)
         out += value
     elif ftype in (LIST, SET):
         size = len(value.items)
@@ -162,7 +163,7 @@ def _value(ftype: int, value: Any, out: bytearray) -> None:
             out.append((size << 4) | value.elem_type)
         else:
             out.append(0xF0 | value.elem_type)
-            _varint(size, out)
+            varint(size, out)
         for item in value.items:
             _value(value.elem_type, item, out)
     elif ftype == STRUCT:

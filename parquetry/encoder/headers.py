@@ -7,15 +7,13 @@ page's delta packing. The tests decode these bytes with the generic codec and co
 from __future__ import annotations
 
 from parquetry.encoder.selection import MAX_STATISTICS_SIZE, OwnColumn
-from parquetry.thrift import BINARY, BOOL_TRUE, I64, TStruct, decode
+from parquetry.thrift import BINARY, BOOL_TRUE, I64, TStruct, decode, varint
 
 
 def uleb(n: int) -> bytes:
+    """``n`` as an unsigned LEB128 varint (Thrift's and Parquet's)."""
     out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
+    varint(n, out)
     return bytes(out)
 
 
@@ -23,10 +21,6 @@ def statistics(column: OwnColumn, nulls: int, lo: bytes | None, hi: bytes | None
     """A ``Statistics`` struct as pyarrow fills it: a min or max longer than ``MAX_STATISTICS_SIZE``
     is left out (each on its own), signed integers also fill the deprecated fields 1 and 2."""
     return decode(statistics_bytes(column, nulls, lo, hi))
-
-
-def _varint(n: int) -> bytes:
-    return uleb(n)
 
 
 def _zigzag(n: int) -> bytes:

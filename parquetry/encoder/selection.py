@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from parquetry.parquet_writer import _empty_footer
+from parquetry.parquet_writer import empty_footer
 from parquetry.thrift import TStruct
 
 INT32, INT64, BYTE_ARRAY, FIXED_LEN_BYTE_ARRAY = 1, 2, 6, 7
@@ -144,5 +144,5 @@ class Selection:
 
 
 def select(schema: pa.Schema, kwargs: dict[str, Any]) -> Selection:
-    footer = _empty_footer(schema, kwargs)
+    footer = empty_footer(schema, kwargs)
     return Selection(footer, own_columns(schema, kwargs, footer.get(2).items))

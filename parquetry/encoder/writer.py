@@ -20,7 +20,7 @@ import pyarrow as pa
 from parquetry.encoder.columns import ChunkEncoder, EncodedChunk
 from parquetry.encoder.selection import EncodeError, Selection, select
 from parquetry.parquet_writer import FooterError
-from parquetry.stitch import StitchError, _part_footer, chunk_range, encode_part
+from parquetry.stitch import StitchError, chunk_range, clone_chunk, encode_part, part_footer, place_chunk
 from parquetry.thrift import I64, LIST, STRUCT, TList, TStruct, encode
 
 MAGIC = b"PAR1"
@@ -40,7 +40,6 @@ class ColumnWriter:
         self.schema = schema
         self.where = where
         self._sink = sink
-        self._kwargs = kwargs
         selection = selection or select(schema, kwargs)
         self._footer = selection.footer
         self._own = selection.columns
@@ -85,7 +84,7 @@ class ColumnWriter:
         if self._others:
             part, _ = encode_part(table.select(self._others), self._other_schema, self._other_kwargs)
             try:
-                metadata = _part_footer(part, table.num_rows, self.where)
+                metadata = part_footer(part, table.num_rows, self.where)
             except StitchError as exc:
                 raise FooterError(str(exc)) from exc
             view = memoryview(part)
@@ -110,7 +109,9 @@ class ColumnWriter:
                 compressed += chunk.compressed
                 continue
             for data, cc in moved[i]:
-                columns.append(_shifted(cc, self._pos))
+                moved_chunk = clone_chunk(cc)
+                place_chunk(moved_chunk, self._pos)
+                columns.append(moved_chunk)
                 meta = cc.get(3)
                 byte_size += meta.get(6)
                 compressed += meta.get(7)
@@ -143,22 +144,6 @@ class ColumnWriter:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.close()
-
-
-def _shifted(cc: TStruct, pos: int) -> TStruct:
-    """A moved part's ``ColumnChunk`` placed at output byte ``pos`` (page indexes are not moved)."""
-    meta = TStruct(list(cc.get(3).fields))
-    start, _ = chunk_range(meta)
-    delta = pos - start
-    for fid in (9, 10, 11):
-        if meta.has(fid):
-            meta.set(fid, I64, meta.get(fid) + delta)
-    meta.drop(14, 15)
-    out = TStruct([f for f in cc.fields if f[0] not in (4, 5, 6, 7)])
-    out.set(3, STRUCT, meta)
-    if out.get(2):
-        out.set(2, I64, out.get(2) + delta)
-    return out
 
 
 def _leaves_per_field(schema: pa.Schema) -> list[int]:

@@ -25,7 +25,7 @@ from parquetry.encoder.headers import page_header, statistics_bytes
 from parquetry.encoder.selection import BYTE_ARRAY, INT64, PLAIN, OwnColumn, own_columns
 from parquetry.encoder.writer import ColumnWriter
 from parquetry.extract.parquet import EXTRACT_PARQUET_OPTIONS
-from parquetry.parquet_writer import ParquetWriter, _empty_footer
+from parquetry.parquet_writer import ParquetWriter, empty_footer
 from parquetry.storage import ParquetOptions, Storage
 from parquetry.thrift import TStruct, _Reader, decode, encode
 
@@ -293,7 +293,7 @@ def test_options_the_encoder_does_not_implement_leave_every_column_to_pyarrow(ov
         kwargs["use_dictionary"] = False
     if over.get("use_dictionary") is True:
         kwargs.pop("column_encoding")  # pyarrow takes no column encodings beside dictionaries
-    assert own_columns(table.schema, kwargs, _empty_footer(table.schema, kwargs).get(2).items) == {}
+    assert own_columns(table.schema, kwargs, empty_footer(table.schema, kwargs).get(2).items) == {}
     writer = open_writer(io.BytesIO(), table.schema, "t", None, "parquetry", **kwargs)
     assert isinstance(writer, ParquetWriter)
 
@@ -313,7 +313,7 @@ def test_columns_it_encodes_under_extractions_options() -> None:
         ]
     )
     kwargs = OPTIONS.writer_kwargs(schema)
-    chosen = own_columns(schema, kwargs, _empty_footer(schema, kwargs).get(2).items)
+    chosen = own_columns(schema, kwargs, empty_footer(schema, kwargs).get(2).items)
     assert [schema.field(i).name for i in chosen] == ["k", "d", "s", "u"]
 
 

@@ -123,6 +123,17 @@ def _is_fixed(t: pa.DataType) -> bool:
     return pa.types.is_fixed_size_binary(t) and not pa.types.is_decimal(t)
 
 
+def leaf_counts(elements: list[TStruct]) -> list[int]:
+    """Parquet leaf columns under each top-level field of a footer's schema ``elements`` (an int: 1; a
+    struct of two ints: 2): how many column chunks each field has in a row group."""
+    counts, at = [], 1  # elements[0] is the root
+    for _ in range(elements[0].get(5) or 0):
+        size = _subtree_size(elements, at)
+        counts.append(sum(1 for e in elements[at : at + size] if not e.get(5)))
+        at += size
+    return counts
+
+
 def _subtree_size(elements: list[TStruct], at: int) -> int:
     """Schema elements in the subtree of element ``at`` (1 for a leaf)."""
     children = elements[at].get(5) or 0

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from parquetry.encoder.columns import ChunkEncoder, EncodedChunk
-from parquetry.encoder.selection import EncodeError, Selection, select
+from parquetry.encoder.selection import EncodeError, Selection, leaf_counts, select
 from parquetry.parquet_writer import FooterError
 from parquetry.stitch import StitchError, chunk_range, clone_chunk, encode_part, part_footer, place_chunk
 from parquetry.thrift import I64, LIST, STRUCT, TList, TStruct, encode
@@ -43,6 +43,8 @@ class ColumnWriter:
         selection = selection or select(schema, kwargs)
         self._footer = selection.footer
         self._own = selection.columns
+        # Column chunks per field, from the schema pyarrow wrote (whatever the Arrow type).
+        self._leaves = leaf_counts(self._footer.get(2).items)
         compression = str(kwargs.get("compression", "snappy")).lower()
         codec = None
         if compression == "zstd":
@@ -89,10 +91,9 @@ class ColumnWriter:
                 raise FooterError(str(exc)) from exc
             view = memoryview(part)
             chunks = iter(metadata.get(4).items[0].get(1).items)
-            leaves = _leaves_per_field(self._other_schema)
-            for i, count in zip(self._others, leaves, strict=True):
+            for i in self._others:
                 moved[i] = []
-                for _ in range(count):
+                for _ in range(self._leaves[i]):
                     cc = next(chunks)
                     start, length = chunk_range(cc.get(3))
                     moved[i].append((view[start : start + length], cc))
@@ -144,23 +145,6 @@ class ColumnWriter:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.close()
-
-
-def _leaves_per_field(schema: pa.Schema) -> list[int]:
-    """Parquet leaf columns of each top-level field (a struct of two ints: 2; a list of ints: 1)."""
-
-    def leaves(t: pa.DataType) -> int:
-        if pa.types.is_struct(t):
-            return sum(leaves(t.field(k).type) for k in range(t.num_fields))
-        if pa.types.is_map(t):
-            return leaves(t.key_type) + leaves(t.item_type)
-        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-            return leaves(t.value_type)
-        if pa.types.is_dictionary(t):
-            return leaves(t.value_type)
-        return 1
-
-    return [leaves(f.type) for f in schema]
 
 
 def _subset_kwargs(kwargs: dict[str, Any], names: set[str]) -> dict[str, Any]:

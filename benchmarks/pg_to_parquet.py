@@ -10,6 +10,10 @@ unless ``--dsn`` is given. Then, interleaved over ``--repeat`` rounds, it times:
   zstd level 1, delta-encoded integers, no dictionaries; ``PARQUETRY_BENCH_ZSTD_LEVEL`` sets another
   level), the CPU engine,
   default workers;
+* with ``--pyarrow-encoder``, ``parquetry_pyarrow``: the same with pyarrow encoding every column;
+* with ``--slow-consumer``, ``parquetry_slow``: the same with its consumer held back 0.25 s a chunk, so
+  the readers fill the staging budget; its peak RSS and staged bytes are the bound where readers outpace
+  decoding (its time means nothing);
 * peers, each writing one zstd Parquet file: DuckDB's postgres scanner (needs a Python whose DuckDB
   matches an installed ``duckdb-extension-postgres``: ``--duckdb-python``), ConnectorX (4 partitions
   on ``l_orderkey``) and ADBC (``adbc-driver-postgresql``) + pyarrow. A peer that cannot run is
@@ -132,8 +136,9 @@ def run_parquetry(
     workers: int | None,
     where: str | None = None,
     encoder: str = "parquetry",
+    chunk_delay_s: float = 0.0,
 ) -> dict:
-    from parquetry.extract.parquet import extract_table_to_parquet
+    from parquetry.extract.parquet import ParquetConsumer, decode_chunk_cpu, extract_table_to_parquet
     from parquetry.extract.pipeline import ExtractOptions
     from parquetry.extract.spec import TableSpec
     from parquetry.storage import Storage
@@ -143,6 +148,19 @@ def run_parquetry(
         if limit
         else TableSpec("bench", relation=TABLE, where=where)
     )
+    factory = None
+    if chunk_delay_s:
+        from parquetry.pgcopy.pool import BufferPool
+
+        pool = BufferPool()
+
+        def slow(chunk, columns, batch_rows):
+            time.sleep(chunk_delay_s)  # a consumer slower than the readers: staging fills to its budget
+            yield from decode_chunk_cpu(chunk, columns, batch_rows, pool=pool)
+
+        def factory(storage, directory, options):
+            return ParquetConsumer(storage, directory, options, decode=slow)
+
     t0, c0 = time.perf_counter(), _cpu()
     result = extract_table_to_parquet(
         dsn,
@@ -150,6 +168,7 @@ def run_parquetry(
         Storage(str(out_dir)),
         options=ExtractOptions(workers=workers),
         parquet_options=dataclasses.replace(_parquet_options(), encoder=encoder),
+        consumer_factory=factory,
     )
     return {
         "wall_s": time.perf_counter() - t0,
@@ -162,6 +181,7 @@ def run_parquetry(
         "parquet_bytes": result.parquet_bytes,
         "timings": result.timings,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_staged_mb": result.peak_staged_bytes / (1 << 20),
     }
 
 
@@ -170,6 +190,14 @@ def run_parquetry_pyarrow(
 ) -> dict:
     """Parquetry with pyarrow encoding every column (``encoder="pyarrow"``): what its own encoder saves."""
     return run_parquetry(dsn, out_dir, limit, workers, where, encoder="pyarrow")
+
+
+def run_parquetry_slow(
+    dsn: str, out_dir: Path, limit: int | None, workers: int | None, where: str | None = None
+) -> dict:
+    """Parquetry with its consumer held back 0.25 s a chunk, so the readers fill the staging budget: the
+    peak RSS where readers outpace decoding (many cores, a fast server), not a timing."""
+    return run_parquetry(dsn, out_dir, limit, workers, where, chunk_delay_s=0.25)
 
 
 def _parquet_options():
@@ -290,6 +318,7 @@ CONTENDERS = {
     "parquetry": run_parquetry,
     "parquetry_read": run_parquetry_read,
     "parquetry_pyarrow": run_parquetry_pyarrow,
+    "parquetry_slow": run_parquetry_slow,
     "duckdb": run_duckdb,
     "connectorx": run_connectorx,
     "adbc": run_adbc,
@@ -300,7 +329,10 @@ def contender_main(name: str, dsn: str, workers: int | None) -> None:
     """Warm up once on a few rows, then time the whole table; print one JSON line."""
     fn = CONTENDERS[name]
     extra = {"workers": workers} if name.startswith("parquetry") else {}
-    if name in ("parquetry", "parquetry_pyarrow") and "PARQUETRY_ROW_KERNELS" not in os.environ:
+    if (
+        name in ("parquetry", "parquetry_pyarrow", "parquetry_slow")
+        and "PARQUETRY_ROW_KERNELS" not in os.environ
+    ):
         # Parquetry's row kernel specialized to the table's layout is compiled once per machine
         # (``parquetry.pgcopy.rowspec``; in the background on a real first run): the warm-up compiles it
         # or loads it from the cache, on the table itself, whose NOT NULL columns are part of the layout.
@@ -359,6 +391,11 @@ def main() -> None:
         action="store_true",
         help="also time Parquetry with pyarrow encoding every column",
     )
+    parser.add_argument(
+        "--slow-consumer",
+        action="store_true",
+        help="also run Parquetry with its consumer held back, staging full: the peak RSS bound",
+    )
     parser.add_argument("--keep-table", action="store_true", help="with --dsn: reuse an existing table")
     parser.add_argument("--contender", choices=sorted(CONTENDERS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -381,6 +418,7 @@ def main() -> None:
         names = (
             ["floor", "parquetry_read", "parquetry"]
             + (["parquetry_pyarrow"] if args.pyarrow_encoder else [])
+            + (["parquetry_slow"] if args.slow_consumer else [])
             + ([] if args.skip_peers else ["duckdb", "connectorx", "adbc"])
         )
         results: dict[str, list[dict]] = {n: [] for n in names}
@@ -415,13 +453,19 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         note = ""
         if name == "parquetry":
             stages = runs[0].get("timings", {})
-            note = f"workers={runs[0].get('workers')} rss={med(name, 'peak_rss_mb') or 0:.0f}MB " + " ".join(
-                f"{k[:-2]}={v:.2f}" for k, v in stages.items() if k != "wall_s"
-            )
+            note = (
+                f"workers={runs[0].get('workers')} rss={med(name, 'peak_rss_mb') or 0:.0f}MB"
+                f" staged={med(name, 'peak_staged_mb') or 0:.0f}MB "
+            ) + " ".join(f"{k[:-2]}={v:.2f}" for k, v in stages.items() if k != "wall_s")
         elif name == "parquetry_read":
             note = f"read only: reader={runs[0].get('reader')} workers={runs[0].get('workers')}"
         elif name == "parquetry_pyarrow":
             note = f"Parquetry, every column encoded by pyarrow; rss={med(name, 'peak_rss_mb') or 0:.0f}MB"
+        elif name == "parquetry_slow":
+            note = (
+                f"consumer held back 0.25 s a chunk (not a timing): rss={med(name, 'peak_rss_mb') or 0:.0f}MB"
+                f" staged={med(name, 'peak_staged_mb') or 0:.0f}MB"
+            )
         elif name == "floor":
             note = "psql COPY BINARY, 4 ctid ranges"
         else:
@@ -439,6 +483,7 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
         "speedup_vs_best_peer": round(best_peer / parquetry_s, 3) if best_peer and parquetry_s else None,
         "client_cpu_s_per_gb": round(parquetry_cpu / gb, 3) if parquetry_cpu and stream_bytes else None,
         "peak_rss_mb": round(med("parquetry", "peak_rss_mb") or 0),
+        "peak_staged_mb": round(med("parquetry", "peak_staged_mb") or 0),
         "parquet_bytes": med("parquetry", "parquet_bytes"),
         "read_client_cpu_s_per_gb": round(med("parquetry_read", "cpu_s") / gb, 3)
         if med("parquetry_read", "cpu_s") and stream_bytes
@@ -452,6 +497,12 @@ def report(args: argparse.Namespace, results: dict[str, list[dict]]) -> None:
             "parquet_bytes": med("parquetry_pyarrow", "parquet_bytes"),
         }
         if med("parquetry_pyarrow", "wall_s") and stream_bytes
+        else None,
+        "slow_consumer": {
+            "peak_rss_mb": round(med("parquetry_slow", "peak_rss_mb") or 0),
+            "peak_staged_mb": round(med("parquetry_slow", "peak_staged_mb") or 0),
+        }
+        if med("parquetry_slow", "wall_s")
         else None,
         "skipped": skipped,
         "parquetry_engine": (results.get("parquetry") or [{}])[0].get("engine"),

@@ -26,7 +26,7 @@ class PostgresResource(dg.ConfigurableResource):
         " directory in /dev/shm)",
     )
     staging_budget_bytes: int = Field(
-        default=512 << 20, description="bytes of chunks staged at most (they are mapped: they count in RSS)"
+        default=384 << 20, description="bytes of chunks staged at most (they are mapped: they count in RSS)"
     )
     chunk_bytes: int = Field(default=32 << 20, description="size bound of one chunk file")
     range_bytes: int = Field(

@@ -57,14 +57,17 @@ class ExtractOptions:
     64 MiB chunks made chunks of 63 and 15 MiB by turns and cost 0.3-0.5 client CPU-s more for 1.57 GB).
 
     Staged chunks are mapped into this process (see :mod:`parquetry.extract.mapped`), so they count in
-    its RSS, and the budget bounds them: 32 MiB chunks and a 512 MiB budget leave room for 14 readers at
-    once and add at most 512 MiB to the RSS whatever the table's size (64 MiB chunks measured the same
-    CPU and 110 MB more RSS on two cores, where the decoder keeps up and little is staged).
+    its RSS, and the budget bounds them: 32 MiB chunks and a 384 MiB budget leave room for 10 readers at
+    once and add at most 384 MiB to the RSS whatever the table's size (64 MiB chunks measured the same
+    CPU and 110 MB more RSS on two cores, where the decoder keeps up and little is staged). The rest of
+    an extraction's RSS, decoder and writer, measured 515-550 MB and flat from 6 to 24 M rows of the
+    benchmark's table, so the two stay under 1 GB together even where readers outpace the consumer and
+    fill the budget (many cores, a fast server), which is where staging fills up.
     """
 
     workers: int | None = None
     staging_dir: str | None = None
-    staging_budget_bytes: int = 512 << 20
+    staging_budget_bytes: int = 384 << 20
     chunk_bytes: int = 32 << 20
     range_bytes: int = 16 << 20
     min_ranges: int = 16

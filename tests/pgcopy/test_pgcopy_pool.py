@@ -147,6 +147,29 @@ def test_idle_blocks_beyond_the_cap_are_dropped() -> None:
     assert again.ctypes.data % 64 == 0
 
 
+def test_a_block_no_request_fits_goes_back_after_idle_takes() -> None:
+    """A block of an odd size (the last batch of a chunk) is not kept for the rest of a long run."""
+    pool = BufferPool(idle_takes=8)
+    odd = pool.take(8 << 20)
+    pool.give([odd])
+    for _ in range(8):  # batches needing small blocks only: the big one is never reused...
+        pool.give([pool.take(64 << 10)])
+    assert pool.free_bytes >= 8 << 20, "still within its idle takes"
+    pool.give([pool.take(64 << 10)])  # ...and after its ninth miss the next give drops it
+    assert pool.free_bytes < 1 << 20
+    assert pool.take(8 << 20) is not odd
+
+
+def test_a_block_in_steady_use_is_never_dropped() -> None:
+    pool = BufferPool(idle_takes=4)
+    pool.give([pool.take(1 << 20)])
+    made = pool.allocated
+    for _ in range(50):
+        pool.give([pool.take(1 << 20)])
+    assert pool.allocated == made
+    assert pool.reused == 50
+
+
 def test_a_new_decoder_sizes_its_first_batch_from_the_streams_decoded_before_it() -> None:
     """A run makes one decoder per chunk; without what earlier chunks held, each first batch sized its
     string region from its input bytes, several times what the strings need."""

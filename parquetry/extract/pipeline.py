@@ -60,9 +60,10 @@ class ExtractOptions:
     its RSS, and the budget bounds them: 32 MiB chunks and a 384 MiB budget leave room for 10 readers at
     once and add at most 384 MiB to the RSS whatever the table's size (64 MiB chunks measured the same
     CPU and 110 MB more RSS on two cores, where the decoder keeps up and little is staged). The rest of
-    an extraction's RSS, decoder and writer, measured 515-550 MB and flat from 6 to 24 M rows of the
-    benchmark's table, so the two stay under 1 GB together even where readers outpace the consumer and
-    fill the budget (many cores, a fast server), which is where staging fills up.
+    an extraction's RSS, decoder and writer, measured 550-600 MB on the benchmark's table, the same at 6
+    and 24 M rows (the decoder's pool drops idle blocks, :mod:`parquetry.pgcopy.pool`), so the two stay
+    under 1 GB together even where readers outpace the consumer and fill the budget (many cores, a fast
+    server): 760 MB measured with the consumer held back and staging full.
     """
 
     workers: int | None = None

@@ -5,7 +5,8 @@ pyarrow, which releases the GIL. So a pool of ``READ_THREADS`` threads (``REMOTE
 object store, to overlap round trips) decodes the next files while the caller assembles and hashes the
 previous ones and the writer encodes (on two cores, reading one file at a time left a core idle).
 Read-ahead is bounded by rows (``READ_AHEAD_ROWS``), so memory holds a few output row groups whatever
-the input sizes.
+the input sizes, and it runs across outputs: the next output's first inputs are decoded while the
+writer encodes the current output's last row groups.
 
 Every row group read goes into the input digest whole (not the slices the plan takes of it), each exactly
 once, so a planning error that drops or repeats rows shows up as a digest mismatch.
@@ -168,6 +169,7 @@ class RowGroupReader:
             threads = READ_THREADS if storage.is_local else REMOTE_READ_THREADS
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="parquetry-compact-read")
         self._cached: tuple[Key, pa.Table] | None = None
+        self._ahead: _ReadAhead | None = None
 
     # ---------------------------------------------------------------- worker side
 
@@ -237,16 +239,31 @@ class RowGroupReader:
         ]
         return pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
 
+    def _read_ahead(self) -> _ReadAhead:
+        """One read-ahead over the row groups of every re-encoded output, in plan order.
+
+        It runs across outputs: while the writer encodes an output's last row groups, the pool already
+        decodes the next output's first ones (a read-ahead per output left a core idle there).
+        """
+        if self._ahead is None:
+            keys: list[Key] = []
+            for planned in self.plan.outputs:
+                for key in self._keys(planned):
+                    if key in self.skip:
+                        continue  # a byte-copied output's row group
+                    if not keys or keys[-1] != key:  # a row group split between two outputs: read once
+                        keys.append(key)
+            self._ahead = _ReadAhead(self._pool, self, _tasks(keys, self.rows_of, self.storage.is_local))
+        return self._ahead
+
     def row_groups(self, planned: PlannedFile) -> Iterator[pa.Table]:
         """One table per planned row group (the writer makes each table one row group).
 
         Row groups are assembled and hashed in a background thread (from the pool's reads) while the
-        caller encodes the previous one, with at most ``PREFETCH`` assembled row groups waiting.
+        caller encodes the previous one, with at most ``PREFETCH`` assembled row groups waiting. The
+        caller asks for the re-encoded outputs in plan order.
         """
-        keys = self._keys(planned)
-        if keys and self._cached is not None and self._cached[0] == keys[0]:
-            keys = keys[1:]  # the previous output ended inside this row group: it is still at hand
-        ahead = _ReadAhead(self._pool, self, _tasks(keys, self.rows_of, self.storage.is_local))
+        ahead = self._read_ahead()
         ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=PREFETCH)
         stop = threading.Event()
 
@@ -276,7 +293,6 @@ class RowGroupReader:
                 with contextlib.suppress(queue.Empty):
                     ready.get(timeout=0.05)
             worker.join()
-            ahead.cancel()
 
     def finish(self) -> None:
         """Every non-empty row group of every input was read (and so hashed) exactly once."""
@@ -286,4 +302,6 @@ class RowGroupReader:
                     raise ReadError(f"plan left row group {r} of {f.path} unread")
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)

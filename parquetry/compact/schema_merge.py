@@ -65,6 +65,9 @@ def conform(table: pa.Table, target: pa.Schema) -> pa.Table:
     every input's footer, so such a column means the file changed since planning (its rows would be
     hashed and written without it, and verification could not notice).
     """
+    schema = table.schema
+    if schema.equals(target):  # the common case, thousands of files from one writer: nothing to rebuild
+        return table if schema.metadata == target.metadata else table.replace_schema_metadata(target.metadata)
     extra = [name for name in table.column_names if target.get_field_index(name) < 0]
     if extra:
         raise SchemaMergeError(f"columns {extra} are not in the merged schema")

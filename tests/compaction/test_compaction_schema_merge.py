@@ -54,3 +54,11 @@ def test_runs_of_identical_schemas_merge_as_if_each_were_read() -> None:
 
     assert merged == pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("x", pa.string())])
     assert merge_schemas([("1", a), ("2", a)]) == a
+
+
+def test_a_table_already_in_the_target_schema_keeps_its_rows_and_takes_the_targets_metadata() -> None:
+    target = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("x", pa.string())])
+    table = pa.table({"id": [1, 2], "x": ["a", None]}, schema=target.with_metadata({"writer": "pandas"}))
+    rows = conform(table, target)
+    assert rows.schema.equals(target, check_metadata=True)
+    assert rows.equals(table)

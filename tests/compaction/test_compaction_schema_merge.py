@@ -58,7 +58,11 @@ def test_runs_of_identical_schemas_merge_as_if_each_were_read() -> None:
 
 def test_a_table_already_in_the_target_schema_keeps_its_rows_and_takes_the_targets_metadata() -> None:
     target = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("x", pa.string())])
-    table = pa.table({"id": [1, 2], "x": ["a", None]}, schema=target.with_metadata({"writer": "pandas"}))
+    written = pa.schema(
+        [target.field("id").with_metadata({"PARQUET:field_id": "1"}), target.field("x")], {"writer": "pandas"}
+    )
+    table = pa.table({"id": [1, 2], "x": ["a", None]}, schema=written)
     rows = conform(table, target)
     assert rows.schema.equals(target, check_metadata=True)
     assert rows.equals(table)
+    assert conform(rows, target) is rows  # already the target, metadata and all: nothing rebuilt

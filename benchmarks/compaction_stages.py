@@ -128,7 +128,8 @@ def stage(name: str, work: Path, cores: int) -> dict[str, Any]:
     if importlib.util.find_spec("pandas") is not None:
         __import__("pandas")  # DuckDB imports it on its first Arrow table (see compaction.py's worker)
     ready: Any = None
-    footers = [] if name == "footers" else read_footers(Storage("/"), files, threads=cores)
+    decodes = name in ("read-1-thread", "read-2-threads", "encode", "input-hash")
+    footers = read_footers(Storage("/"), files, threads=cores) if decodes else []
     if name == "polars-write":
         ready = pl.scan_parquet(files).collect()
     elif name in ("encode", "input-hash"):

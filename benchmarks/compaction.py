@@ -239,20 +239,15 @@ def encode_stage(work: Path, cores: int, rounds: int) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from parquetry.compact import CompactionSettings
     from parquetry.compact.writer import write_row_groups
-    from parquetry.storage import ParquetOptions, Storage
+    from parquetry.storage import Storage
 
     _pin(cores)
     files = _inputs(work / "fragmented")[:800]
     table = pa.concat_tables([pq.read_table(f) for f in files])
     groups = [table.slice(i, ROW_GROUP_ROWS) for i in range(0, table.num_rows, ROW_GROUP_ROWS)]
-    options = ParquetOptions(
-        compression="zstd",
-        compression_level=ZSTD_LEVEL,
-        row_group_rows=ROW_GROUP_ROWS,
-        write_statistics=True,
-        use_dictionary="auto",
-    )
+    options = CompactionSettings(compression_level=ZSTD_LEVEL).parquet_options(ROW_GROUP_ROWS, table.num_rows)
     walls: dict[int, list[float]] = {1: [], cores: []}
     cpus: dict[int, list[float]] = {1: [], cores: []}
     with tempfile.TemporaryDirectory(dir=work) as out:

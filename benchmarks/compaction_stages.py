@@ -86,20 +86,13 @@ def _encode(work: Path, tables: list[Any]) -> None:
 
     from parquetry.compact import CompactionSettings
     from parquetry.compact.writer import write_row_groups
-    from parquetry.storage import ParquetOptions, Storage
+    from parquetry.storage import Storage
 
-    settings = CompactionSettings()
+    settings = CompactionSettings(compression_level=bench.ZSTD_LEVEL)
     table = pa.concat_tables(tables)
     rows = bench.ROW_GROUP_ROWS
     groups = [table.slice(i, rows) for i in range(0, table.num_rows, rows)]
-    options = ParquetOptions(
-        compression="zstd",
-        compression_level=bench.ZSTD_LEVEL,
-        row_group_rows=rows,
-        target_file_rows=table.num_rows,
-        write_statistics=True,
-        use_dictionary=settings.use_dictionary,
-    )
+    options = settings.parquet_options(rows, table.num_rows)
     storage = Storage(str(_encoded_path(work).parent))
     write_row_groups(
         storage,

@@ -96,6 +96,18 @@ class CompactionSettings:
     # (about 0.6 CPU-s and 100 MB; extraction has it loaded for its decoder anyway).
     encoder: str = "pyarrow"
 
+    def parquet_options(self, row_group_rows: int, file_rows: int) -> ParquetOptions:
+        """How a re-encoded output of ``file_rows`` rows, in row groups of up to ``row_group_rows``, is
+        written (the benchmarks write with these options too)."""
+        return ParquetOptions(
+            compression=self.compression,
+            compression_level=self.compression_level,
+            row_group_rows=row_group_rows,
+            target_file_rows=max(self.target_file_rows, file_rows),
+            write_statistics=True,
+            use_dictionary=self.use_dictionary,
+        )
+
     def resolved_encode_threads(self) -> int:
         if self.encode_threads is not None:
             return max(1, int(self.encode_threads))
@@ -383,20 +395,12 @@ class Compactor:
         self, storage: Storage, planned: PlannedFile, reader: RowGroupReader, schema: pa.Schema
     ) -> tuple[int, int]:
         s = self.settings
-        options = ParquetOptions(
-            compression=s.compression,
-            compression_level=s.compression_level,
-            row_group_rows=max(rg.rows for rg in planned.row_groups),
-            target_file_rows=max(s.target_file_rows, planned.rows),
-            write_statistics=True,
-            use_dictionary=s.use_dictionary,
-        )
         return write_row_groups(
             storage,
             planned.path,
             reader.row_groups(planned),
             schema,
-            options,
+            s.parquet_options(max(rg.rows for rg in planned.row_groups), planned.rows),
             s.delta_integers,
             threads=s.resolved_encode_threads(),
             encoder=s.encoder,
